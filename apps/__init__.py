@@ -1,0 +1,1 @@
+"""Task apps: one package per task (model, LightningModule, metrics, CLI, prediction writer)."""

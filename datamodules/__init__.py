@@ -1,0 +1,1 @@
+"""Per-task data: format readers/writers, datasets, LightningDataModules, synthetic worlds."""

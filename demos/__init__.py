@@ -1,0 +1,1 @@
+"""Gradio demos: one ``gr.Blocks`` per task, mounted as tabs by :mod:`tessera.demos.hub`."""

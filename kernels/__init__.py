@@ -1,0 +1,1 @@
+"""Attention kernels: Triton on CUDA, exact PyTorch on CPU, one public API."""

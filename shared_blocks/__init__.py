@@ -1,0 +1,1 @@
+"""Attention blocks (``nn.Module``) built on :mod:`tessera.kernels`, registered by name."""
