@@ -1,11 +1,12 @@
 """Backend registry for the kernel ops.
 
 Each op registers one implementation per backend together with constraint checks
-(device, dtype, head dim, ...). A call picks the first backend whose constraints all pass,
-in preference order ``triton`` then ``torch``; the PyTorch backend accepts everything and is
-the exact reference. ``TESSERA_KERNELS=torch|triton`` forces a backend: forcing Triton on
-CPU tensors runs the Triton interpreter (``TRITON_INTERPRET=1``, used by the tests), and a
-forced backend whose constraints fail raises instead of silently running another one.
+(dtype, head dim, ...). A call picks the first backend whose checks all pass, in preference
+order ``triton`` then ``torch``; Triton is only chosen automatically when every tensor is on
+CUDA, and the PyTorch backend accepts everything and is the exact reference.
+``TESSERA_KERNELS=torch|triton`` forces a backend: forcing Triton on CPU tensors runs the
+Triton interpreter (needs ``TRITON_INTERPRET=1`` before kernels are imported; used by the
+tests), and a forced backend whose checks fail raises instead of silently running another.
 
 Modelled on diffusers' attention dispatch registry (``attention_dispatch.py``).
 """
@@ -62,9 +63,7 @@ class KernelOp:
 
     def select(self, *args, **kwargs) -> tuple[str, Callable]:
         """The backend name and function that will run this call."""
-        forced = os.environ.get(ENV_VAR, "").strip().lower() or None
-        if forced is not None and forced not in BACKENDS:
-            raise ValueError(f"{ENV_VAR}={forced!r}; expected one of {', '.join(BACKENDS)}")
+        forced = forced_backend()
         candidates = [forced] if forced else list(BACKENDS)
         rejected = []
         for backend in candidates:
@@ -73,6 +72,8 @@ class KernelOp:
                 rejected.append(f"{backend}: not implemented")
                 continue
             reasons = impl.reasons(*args, **kwargs)
+            if backend == "triton":
+                reasons = _triton_device_reasons(forced == "triton", *args, **kwargs) + reasons
             if not reasons:
                 return backend, impl.fn
             rejected.append(f"{backend}: {'; '.join(reasons)}")
@@ -83,16 +84,25 @@ class KernelOp:
         return fn(*args, **kwargs)
 
 
+def forced_backend() -> str | None:
+    """The backend named by ``TESSERA_KERNELS``, or None for automatic choice."""
+    forced = os.environ.get(ENV_VAR, "").strip().lower() or None
+    if forced is not None and forced not in BACKENDS:
+        raise ValueError(f"{ENV_VAR}={forced!r}; expected one of {', '.join(BACKENDS)}")
+    return forced
+
+
 def tensors_of(*args, **kwargs) -> list[torch.Tensor]:
     return [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
 
 
-def triton_runnable(*args, **kwargs) -> str | None:
-    """Constraint: Triton is installed and every tensor is on CUDA (or the interpreter is on)."""
+def _triton_device_reasons(forced: bool, *args, **kwargs) -> list[str]:
     if not TRITON_AVAILABLE:
-        return "triton is not installed"
-    if interpreter_enabled():
-        return None
-    if not all(t.is_cuda for t in tensors_of(*args, **kwargs)):
-        return "tensors are not on a CUDA device (set TRITON_INTERPRET=1 to interpret on CPU)"
-    return None
+        return ["triton is not installed"]
+    if all(t.is_cuda for t in tensors_of(*args, **kwargs)):
+        return []
+    if forced and interpreter_enabled():
+        return []
+    if forced:
+        return ["tensors are on the CPU and TRITON_INTERPRET=1 was not set before import"]
+    return ["tensors are not on a CUDA device"]
