@@ -6,7 +6,7 @@ from helpers.triton_compile import check_compiles
 
 pytestmark = pytest.mark.kernels
 
-SIG = {"a": "*fp16", "b": "*fp16", "c": "*fp32", "M": "constexpr", "N": "constexpr", "K": "constexpr"}
+SIG = {"a": "*fp16", "b": "*fp16", "c": "*fp32"} | dict.fromkeys("MNK", "constexpr")
 
 
 def test_tile_matmul_uses_tensor_cores_on_sm80_and_sm90():
@@ -17,9 +17,7 @@ def test_tile_matmul_uses_tensor_cores_on_sm80_and_sm90():
 
 def test_elementwise_kernel_is_flagged_when_tensor_cores_are_expected():
     with pytest.raises(AssertionError, match="tensor cores"):
-        check_compiles(
-            "helpers.toy_kernels:tile_add", SIG, {"M": 64, "N": 64, "K": 64}
-        )
+        check_compiles("helpers.toy_kernels:tile_add", SIG, {"M": 64, "N": 64, "K": 64})
 
 
 def test_shared_memory_overflow_is_caught():
