@@ -25,6 +25,8 @@ class AppSpec:
         summary: one line on what the app does.
         cli: ``"module:function"`` taking an argv list (the app's LightningCLI entry).
         demo: ``"module:function"`` returning a ``gr.Blocks`` (called with no arguments).
+        checkpoints: ``"module:function"`` that re-trains the app's shipped demo checkpoints
+            (run by ``make checkpoints``).
     """
 
     name: str
@@ -32,6 +34,7 @@ class AppSpec:
     summary: str
     cli: str
     demo: str | None = None
+    checkpoints: str | None = None
 
     def cli_main(self) -> Callable[[list[str]], Any]:
         return _resolve(self.cli)

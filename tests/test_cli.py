@@ -16,6 +16,7 @@ def fake_app(monkeypatch):
         summary="a registered app for tests",
         cli="helpers.fake_app:main",
         demo="helpers.fake_app:build_demo",
+        checkpoints="helpers.fake_app:train_checkpoints",
     )
     monkeypatch.setattr(registry, "_discover", lambda: {"toy": spec})
     monkeypatch.setattr(cli, "list_apps", lambda: [spec])
@@ -64,3 +65,12 @@ def test_real_registry_discovers_only_packages_with_a_spec():
     registry._discover.cache_clear()
     for app in registry.list_apps():
         assert app.name and app.cli
+
+
+def test_make_checkpoints_runs_every_recipe(fake_app, monkeypatch):
+    from tessera.apps import checkpoints
+
+    monkeypatch.setattr(checkpoints, "list_apps", lambda: [fake_app])
+    fake.TRAINED.clear()
+    assert checkpoints.main([]) == 0
+    assert fake.TRAINED == ["toy-tiny"]

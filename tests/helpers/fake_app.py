@@ -14,3 +14,10 @@ def build_demo():
     with gr.Blocks() as demo:
         gr.Markdown("fake app demo", elem_id="fake-app")
     return demo
+
+
+TRAINED: list[str] = []
+
+
+def train_checkpoints() -> None:
+    TRAINED.append("toy-tiny")
