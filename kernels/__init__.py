@@ -1,5 +1,7 @@
 """Attention kernels: Triton on CUDA, exact PyTorch on CPU, one public API."""
 
+from tessera.kernels.attention import attention as attention
+from tessera.kernels.attention import varlen_attention as varlen_attention
 from tessera.kernels.chunked_linear_attention import (
     chunked_linear_attention as chunked_linear_attention,
 )
