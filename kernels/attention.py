@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tessera.kernels.dispatch import KernelOp
+from tessera.kernels.dispatch import TRITON_AVAILABLE, KernelOp
 
 ATTENTION = KernelOp("attention")
 VARLEN_ATTENTION = KernelOp("varlen_attention")
@@ -264,3 +264,12 @@ def varlen_attention_torch(
     key_valid = torch.arange(max_seqlen_k, device=q.device) < len_k[:, None]  # (B, Mk)
     out = _sdpa_masked(qp, kp, vp, key_valid, len_k - len_q if causal else None, scale)
     return out.transpose(1, 2)[q_seq, q_pos]  # (total_q, H, D)
+
+
+if TRITON_AVAILABLE:
+    from tessera.kernels import _attention_triton
+
+    ATTENTION.register("triton", _attention_triton.supports)(_attention_triton.attention_triton)
+    VARLEN_ATTENTION.register("triton", _attention_triton.supports)(
+        _attention_triton.varlen_attention_triton
+    )
