@@ -14,6 +14,7 @@ PACKAGE_DIRS = {
     "tessera.datamodules": "datamodules",
     "tessera.apps": "apps",
     "tessera.demos": "demos",
+    "tessera.checkpoints": "checkpoints",
 }
 
 
@@ -28,6 +29,6 @@ def _packages() -> list[str]:
 setup(
     packages=_packages(),
     package_dir=PACKAGE_DIRS,
-    package_data={"": ["*.yaml", "*.json", "*.md", "examples/**/*"]},
+    package_data={"": ["*.yaml", "*.json", "*.md", "*.safetensors", "examples/**/*"]},
     include_package_data=True,
 )

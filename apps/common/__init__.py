@@ -1,0 +1,1 @@
+"""Pieces every task app uses: CLI scaffold, prediction writer, checkpoint registry."""

@@ -1,0 +1,1 @@
+"""Shipped demo checkpoints (data package): ``registry.yaml`` and safetensors files."""
