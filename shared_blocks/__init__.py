@@ -5,6 +5,7 @@ Every block is registered in :data:`BLOCKS` and can be built from a config dict:
 images channels-first, boolean masks True = keep.
 """
 
+from tessera.shared_blocks import voxel  # registers the sparse voxel transformers
 from tessera.shared_blocks.axial_attention import AxialAttention
 from tessera.shared_blocks.cross_attention import CrossAttention
 from tessera.shared_blocks.crossvit_fusion import CrossViTFusion
@@ -31,4 +32,5 @@ __all__ = [
     "RotaryEmbedding",
     "SentenceAttentionBlock",
     "TextConditionedPooling",
+    "voxel",
 ]
