@@ -16,7 +16,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tessera.kernels.dispatch import KernelOp
+from tessera.kernels.dispatch import TRITON_AVAILABLE, KernelOp
+
+if TRITON_AVAILABLE:
+    from tessera.kernels import _chunked_linear_attention_triton as _triton
 
 CHUNKED_LINEAR_ATTENTION = KernelOp("chunked_linear_attention")
 # Block length of the PyTorch causal path; >= D keeps the per-block states within O(N * Dv).
@@ -58,6 +61,12 @@ def chunked_linear_attention_torch(
     scores = (qb @ kb.transpose(-1, -2)).masked_fill(~causal_mask, 0)  # (B, H, nb, C, C)
     out = (inter + scores @ vb).view(b, h, nb * c, dv)[:, :, :n]
     return out / n
+
+
+if TRITON_AVAILABLE:
+    CHUNKED_LINEAR_ATTENTION.register("triton", *_triton.CONSTRAINTS)(
+        _triton.chunked_linear_attention_triton
+    )
 
 
 def chunked_linear_attention(

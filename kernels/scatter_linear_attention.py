@@ -17,7 +17,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tessera.kernels.dispatch import KernelOp
+from tessera.kernels.dispatch import TRITON_AVAILABLE, KernelOp
+
+if TRITON_AVAILABLE:
+    from tessera.kernels import _scatter_linear_attention_triton as _triton
 
 SCATTER_LINEAR_ATTENTION = KernelOp("scatter_linear_attention")
 FEATURE_MAPS = ("relu", "elu1")
@@ -130,6 +133,23 @@ def scatter_linear_attention_torch(
     seg = segment_ids(offsets, q.shape[0])
     fq, fk = feature_map_fn(q, feature_map), feature_map_fn(k, feature_map)
     return _SegmentLinearAttention.apply(fq, fk, v, seg, offsets.numel() - 1, eps)
+
+
+if TRITON_AVAILABLE:
+
+    @SCATTER_LINEAR_ATTENTION.register("triton", *_triton.CONSTRAINTS)
+    def scatter_linear_attention_triton(
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        offsets: torch.Tensor,
+        *,
+        feature_map: str = "relu",
+        eps: float = 1e-6,
+    ) -> torch.Tensor:
+        """Triton path: one program per (window, head); phi is applied here by autograd."""
+        fq, fk = feature_map_fn(q, feature_map), feature_map_fn(k, feature_map)
+        return _triton.scatter_linear_attention_core_triton(fq, fk, v, offsets, eps)
 
 
 def scatter_linear_attention(
