@@ -22,7 +22,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tessera.kernels.dispatch import KernelOp
+from tessera.kernels.dispatch import TRITON_AVAILABLE, KernelOp
+
+if TRITON_AVAILABLE:
+    from tessera.kernels import _deform_attn3d_triton as _triton
 
 DEFORM_ATTN3D = KernelOp("deform_attn3d")
 
@@ -105,6 +108,10 @@ def deform_attn3d_torch(
         out = out + (sampled * weights).sum(-1).squeeze(2)
     # (B*Hh, Dh, Nq) -> (B, Nq, Hh*Dh)
     return out.view(b, hh, dh, nq).permute(0, 3, 1, 2).reshape(b, nq, hh * dh)
+
+
+if TRITON_AVAILABLE:
+    DEFORM_ATTN3D.register("triton", *_triton.CONSTRAINTS)(_triton.deform_attn3d_triton)
 
 
 def deform_attn3d(
