@@ -1,10 +1,11 @@
-"""Triton path of ``deform_attn3d``: one program per (block of queries, batch * head).
+"""Triton path of ``deform_attn3d``: one program per (query block, batch * head, channel block).
 
 Each program walks levels and points and gathers the 8 trilinear corners of every sample for
-``BLOCK_Q`` queries and all ``Dh`` channels at once; out-of-volume corners read zeros, like
+``BLOCK_Q`` queries and a block of up to 64 channels at once; out-of-volume corners read zeros, like
 ``F.grid_sample(align_corners=False, padding_mode="zeros")``. The backward recomputes the
 samples, writes the location and weight gradients per sample and scatters the value
-gradient to the corners with fp32 atomics (several queries may hit the same voxel).
+gradient to the corners with fp32 atomics (several queries may hit the same voxel); the
+location and weight gradients are summed over channel blocks with atomics too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import triton.language as tl
 from tessera.kernels.dispatch import Constraint
 
 BLOCK_Q = 32
-MAX_HEAD_DIM = 256
+BLOCK_D_MAX = 64  # channels per program; larger heads are split over the grid's third axis
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
@@ -65,7 +66,7 @@ def deform_attn3d_fwd_kernel(
     b = bh // HH
     h = bh % HH
     rq = tl.program_id(0) * BLOCK_Q + tl.arange(0, BLOCK_Q)
-    rd = tl.arange(0, BLOCK_D)
+    rd = tl.program_id(2) * BLOCK_D + tl.arange(0, BLOCK_D)
     q_mask = rq < NQ
     d_mask = rd[None, :] < DH
     row_stride = HH * DH
@@ -123,7 +124,7 @@ def deform_attn3d_bwd_kernel(
     b = bh // HH
     h = bh % HH
     rq = tl.program_id(0) * BLOCK_Q + tl.arange(0, BLOCK_Q)
-    rd = tl.arange(0, BLOCK_D)
+    rd = tl.program_id(2) * BLOCK_D + tl.arange(0, BLOCK_D)
     q_mask = rq < NQ
     d_mask = rd[None, :] < DH
     row_stride = HH * DH
@@ -167,16 +168,21 @@ def deform_attn3d_bwd_kernel(
                             (a * wx * wy * wt)[:, None] * g,
                             mask=mask,
                         )
-            tl.store(GRAD_AW + idx, g_sample, mask=q_mask)
-            tl.store(GRAD_LOC + idx * 3, a * g_px * size_w, mask=q_mask)
-            tl.store(GRAD_LOC + idx * 3 + 1, a * g_py * size_h, mask=q_mask)
-            tl.store(GRAD_LOC + idx * 3 + 2, a * g_pt * size_t, mask=q_mask)
+            tl.atomic_add(GRAD_AW + idx, g_sample, mask=q_mask)
+            tl.atomic_add(GRAD_LOC + idx * 3, a * g_px * size_w, mask=q_mask)
+            tl.atomic_add(GRAD_LOC + idx * 3 + 1, a * g_py * size_h, mask=q_mask)
+            tl.atomic_add(GRAD_LOC + idx * 3 + 2, a * g_pt * size_t, mask=q_mask)
 
 
 def _geometry(value: torch.Tensor, loc: torch.Tensor) -> tuple[int, ...]:
     b, s, hh, dh = value.shape
     _, nq, _, n_levels, p, _ = loc.shape
     return b, s, hh, dh, nq, n_levels, p
+
+
+def _grid_and_block(b: int, hh: int, dh: int, nq: int) -> tuple[tuple[int, int, int], int]:
+    block_d = min(BLOCK_D_MAX, triton.next_power_of_2(dh))
+    return (triton.cdiv(nq, BLOCK_Q), b * hh, triton.cdiv(dh, block_d)), block_d
 
 
 @torch.library.custom_op("tessera::deform_attn3d_fwd", mutates_args=())
@@ -190,10 +196,10 @@ def _fwd(
     value, loc, aw = (t.contiguous() for t in (value, sampling_locations, attention_weights))
     b, s, hh, dh, nq, n_levels, p = _geometry(value, loc)
     out = value.new_empty(b, nq, hh * dh)
-    grid = (triton.cdiv(nq, BLOCK_Q), b * hh)
+    grid, block_d = _grid_and_block(b, hh, dh, nq)
     deform_attn3d_fwd_kernel[grid](
         value, spatial_shapes.contiguous(), level_start_index.contiguous(), loc, aw, out,
-        s, nq, hh, dh, n_levels, p, BLOCK_Q, triton.next_power_of_2(dh),
+        s, nq, hh, dh, n_levels, p, BLOCK_Q, block_d,
     )  # fmt: skip
     return out
 
@@ -216,13 +222,13 @@ def _bwd(
     value, loc, aw = (t.contiguous() for t in (value, sampling_locations, attention_weights))
     b, s, hh, dh, nq, n_levels, p = _geometry(value, loc)
     grad_value = torch.zeros(value.shape, dtype=torch.float32, device=value.device)
-    grad_loc = torch.empty(loc.shape, dtype=torch.float32, device=loc.device)
-    grad_aw = torch.empty(aw.shape, dtype=torch.float32, device=aw.device)
-    grid = (triton.cdiv(nq, BLOCK_Q), b * hh)
+    grad_loc = torch.zeros(loc.shape, dtype=torch.float32, device=loc.device)
+    grad_aw = torch.zeros(aw.shape, dtype=torch.float32, device=aw.device)
+    grid, block_d = _grid_and_block(b, hh, dh, nq)
     deform_attn3d_bwd_kernel[grid](
         value, spatial_shapes.contiguous(), level_start_index.contiguous(), loc, aw,
         grad.contiguous(), grad_value, grad_loc, grad_aw,
-        s, nq, hh, dh, n_levels, p, BLOCK_Q, triton.next_power_of_2(dh),
+        s, nq, hh, dh, n_levels, p, BLOCK_Q, block_d,
     )  # fmt: skip
     return grad_value.to(value.dtype), grad_loc.to(loc.dtype), grad_aw.to(aw.dtype)
 
@@ -263,8 +269,6 @@ def deform_attn3d_triton(
 def _supported(value, spatial_shapes, level_start_index, sampling_locations, attention_weights):
     if value.dtype not in DTYPES:
         return f"dtype {value.dtype} not in {DTYPES}"
-    if value.shape[-1] > MAX_HEAD_DIM:
-        return f"head dim {value.shape[-1]} > {MAX_HEAD_DIM}"
     return None
 
 

@@ -137,17 +137,19 @@ def sla_bwd_kernel(
         den = tl.sum(fq.to(tl.float32) * s[None, :], axis=1) + eps
         ga = gy / den[:, None]  # gradient of the numerator
         gb = -tl.sum(ga * num, axis=1) / den  # gradient of the denominator
-        gfq = tl.dot(ga, tl.trans(kv), input_precision="ieee") + gb[:, None] * s[None, :]
+        # Matmul operands in the input dtype (tensor cores); accumulation stays fp32.
+        gfq = tl.dot(ga.to(fq.dtype), tl.trans(kv.to(fq.dtype)), input_precision="ieee")
+        gfq += gb[:, None] * s[None, :]
         mask = (rows[:, None] < end) & (rd[None, :] < D)
         tl.store(GFQ + rows[:, None] * (H * D) + rd[None, :], gfq, mask)
-        gkv += tl.dot(tl.trans(fq.to(tl.float32)), ga, input_precision="ieee")
+        gkv += tl.dot(tl.trans(fq), ga.to(fq.dtype), input_precision="ieee")
         gs += tl.sum(gb[:, None] * fq.to(tl.float32), axis=0)
     for i in range(start, end, BLOCK_N):
         rows = i + rn
-        fk = _load_rows(FK, rows, rd, end, H * D, D).to(tl.float32)
-        v = _load_rows(V, rows, re, end, H * DV, DV).to(tl.float32)
-        gfk = tl.dot(v, tl.trans(gkv), input_precision="ieee") + gs[None, :]
-        gv = tl.dot(fk, gkv, input_precision="ieee")
+        fk = _load_rows(FK, rows, rd, end, H * D, D)
+        v = _load_rows(V, rows, re, end, H * DV, DV)
+        gfk = tl.dot(v, tl.trans(gkv.to(v.dtype)), input_precision="ieee") + gs[None, :]
+        gv = tl.dot(fk, gkv.to(fk.dtype), input_precision="ieee")
         row_mask = rows[:, None] < end
         tl.store(GFK + rows[:, None] * (H * D) + rd[None, :], gfk, row_mask & (rd[None, :] < D))
         tl.store(GV + rows[:, None] * (H * DV) + re[None, :], gv, row_mask & (re[None, :] < DV))
