@@ -143,15 +143,14 @@ class SetAttentionLayer(nn.Module):
         h, d = self.heads, c // self.heads
         w_qk, w_v = self.qkv.weight.split([2 * c, c])
         b_qk, b_v = self.qkv.bias.split([2 * c, c])
-        # Project per voxel, then gather: cheaper than projecting the (S, tau) set slots.
-        qk = F.linear(x + pos, w_qk, b_qk)  # (N, 2C)
-        v = F.linear(x, w_v, b_v)  # (N, C)
+        # Project per voxel, then gather once: cheaper than projecting the (S, tau) set slots.
+        qkv = torch.cat([F.linear(x + pos, w_qk, b_qk), F.linear(x, w_v, b_v)], 1)  # (N, 3C)
         idx = sets.voxel_index  # (S, tau)
         s, tau = idx.shape
-        q, k = qk[idx].view(s, tau, 2, h, d).permute(2, 0, 3, 1, 4)  # 2 x (S, H, tau, D)
-        v = v[idx].view(s, tau, h, d).transpose(1, 2)
+        q, k, v = qkv[idx].view(s, tau, 3, h, d).permute(2, 0, 3, 1, 4)  # 3 x (S, H, tau, D)
         out = attention(q, k, v, key_padding_mask=sets.key_mask)  # (S, H, tau, D)
-        out = out.transpose(1, 2).reshape(s * tau, c)[sets.home_slot]  # back to voxels (N, C)
+        home = sets.home_slot
+        out = out[home // tau, :, home % tau].reshape(n, c)  # back to voxels (N, C)
         return self.proj(out)
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor, sets: SetPartition) -> torch.Tensor:

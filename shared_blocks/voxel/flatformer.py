@@ -98,10 +98,11 @@ class FlatWindowAttention(nn.Module):
         idx = groups.voxel_index  # (G, gs)
         g, gs = idx.shape
         h, d = self.heads, self.dim // self.heads
-        q, k = self.qk(x + pe)[idx].view(g, gs, 2, h, d).permute(2, 0, 3, 1, 4)  # (G, H, gs, D)
-        v = self.v(x)[idx].view(g, gs, h, d).transpose(1, 2)
+        qkv = torch.cat([self.qk(x + pe), self.v(x)], 1)  # (N, 3C)
+        q, k, v = qkv[idx].view(g, gs, 3, h, d).permute(2, 0, 3, 1, 4)  # 3 x (G, H, gs, D)
         out = attention(q, k, v, key_padding_mask=groups.key_mask)  # (G, H, gs, D)
-        out = out.transpose(1, 2).reshape(g * gs, self.dim)[groups.home_slot]  # (N, C)
+        home = groups.home_slot
+        out = out[home // gs, :, home % gs].reshape(-1, self.dim)  # back to voxels (N, C)
         return self.proj(out)
 
 

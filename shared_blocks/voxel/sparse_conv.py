@@ -18,6 +18,9 @@ from torch import nn
 from tessera.shared_blocks.registry import BLOCKS
 from tessera.shared_blocks.voxel.partition import Triple, as_triple, check_voxels, flat_voxel_key
 
+# Largest (K, rows, C) gather materialised at once; bounds memory at large N.
+_GATHER_ELEMENTS = 1 << 22
+
 
 def neighbour_index(coords: torch.Tensor, grid_shape: Triple, kernel_size: Triple) -> torch.Tensor:
     """Neighbour table of a centred kernel over the occupied voxels.
@@ -94,11 +97,17 @@ class SparseDepthwiseConv3d(nn.Module):
                 coords, as_triple("grid_shape", grid_shape), self.kernel_size
             )
         weight = self.weight.reshape(self.channels, -1).t()  # (K, C)
-        out = features.new_zeros(features.shape)
-        for k in range(weight.shape[0]):
-            rows = torch.nonzero(neighbours[k] >= 0).squeeze(1)
-            if rows.numel():  # each row is added once per offset: deterministic on CUDA too
-                out = out.index_add(0, rows, features[neighbours[k, rows]] * weight[k])
+        # Missing neighbours point at an appended zero row; one gather per chunk of voxels.
+        padded = torch.cat([features, features.new_zeros(1, self.channels)])
+        table = torch.where(neighbours >= 0, neighbours, features.shape[0])  # (K, N)
+        step = max(1, _GATHER_ELEMENTS // max(1, table.shape[0] * self.channels))
+        out = torch.cat(
+            [
+                (padded[table[:, i : i + step]] * weight[:, None]).sum(0)  # (K, n, C) -> (n, C)
+                for i in range(0, features.shape[0], step)
+            ]
+            or [features.new_zeros(0, self.channels)]
+        )
         if self.bias is not None:
             out = out + self.bias
         return out
