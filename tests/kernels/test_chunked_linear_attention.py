@@ -1,0 +1,114 @@
+"""chunked_linear_attention: block-tiled (causal) linear attention vs the naive formula."""
+
+import sys
+
+import pytest
+import torch
+
+from helpers.triton_compile import check_compiles
+from tessera.kernels import chunked_linear_attention
+from tessera.kernels._chunked_linear_attention_triton import BLOCK_N
+from tessera.kernels.chunked_linear_attention import CHUNKED_LINEAR_ATTENTION, TORCH_BLOCK
+
+
+def naive(q, k, v, causal):
+    """out_i = q_i (sum_{j in J(i)} k_j^T v_j) / N, the causal prefix via cumulative sums."""
+    n = q.shape[2]
+    outer = k[..., :, None] * v[..., None, :]  # (B, H, N, D, Dv)
+    states = outer.cumsum(2) if causal else outer.sum(2, keepdim=True).expand_as(outer)
+    return torch.einsum("bhnd,bhnde->bhne", q, states) / n
+
+
+def _qkv(n, b=2, h=2, d=6, dv=5, dtype=torch.float64):
+    return tuple(torch.randn(b, h, n, size, dtype=dtype) for size in (d, d, dv))
+
+
+# N below one block, not a multiple of the block, and exactly two blocks of the torch path.
+@pytest.mark.parametrize("n", [1, 7, TORCH_BLOCK + 45, 2 * TORCH_BLOCK])
+@pytest.mark.parametrize("causal", [True, False])
+def test_matches_naive_formula(n, causal):
+    q, k, v = _qkv(n)
+    out = chunked_linear_attention(q, k, v, causal=causal)
+    torch.testing.assert_close(out, naive(q, k, v, causal))
+
+
+def test_causal_output_ignores_the_future():
+    q, k, v = _qkv(300)
+    out = chunked_linear_attention(q, k, v, causal=True)
+    k2, v2 = k.clone(), v.clone()
+    k2[:, :, 200:] = torch.randn_like(k2[:, :, 200:])
+    v2[:, :, 200:] = torch.randn_like(v2[:, :, 200:])
+    out2 = chunked_linear_attention(q, k2, v2, causal=True)
+    torch.testing.assert_close(out2[:, :, :200], out[:, :, :200])
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_float64_gradcheck(causal, monkeypatch):
+    # Blocks of 4 so that a tiny N = 10 spans three blocks, the last one partial.
+    # (the package attribute of the same name is the function, hence sys.modules)
+    module = sys.modules["tessera.kernels.chunked_linear_attention"]
+    monkeypatch.setattr(module, "TORCH_BLOCK", 4)
+    inputs = tuple(t.requires_grad_() for t in _qkv(10, b=1, h=1, d=2, dv=3))
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: chunked_linear_attention(q, k, v, causal=causal), inputs
+    )
+
+
+@pytest.mark.parametrize(
+    "shapes, match",
+    [
+        (((2, 3, 4), (2, 3, 4), (2, 3, 4)), "q must be"),
+        (((1, 2, 3, 4), (1, 2, 3, 5), (1, 2, 3, 4)), "k must match"),
+        (((1, 2, 3, 4), (1, 2, 3, 4), (1, 2, 2, 4)), "v must be"),
+    ],
+)
+def test_inconsistent_shapes_raise_value_error(shapes, match):
+    q, k, v = (torch.randn(s) for s in shapes)
+    with pytest.raises(ValueError, match=match):
+        chunked_linear_attention(q, k, v, causal=True)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("causal", [True, False])
+def test_triton_forward_and_backward_match_naive(triton_backend, causal):
+    # N not a multiple of the kernel block; D not a power of two; Dv over two value blocks.
+    q, k, v = _qkv(BLOCK_N + 17, b=1, d=12, dv=70, dtype=torch.float32)
+    assert CHUNKED_LINEAR_ATTENTION.select(q, k, v, causal=causal)[0] == "triton"
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    ref_leaves = [t.double().requires_grad_() for t in (q, k, v)]
+    out = chunked_linear_attention(*leaves, causal=causal)
+    ref = naive(*ref_leaves, causal)
+    torch.testing.assert_close(out, ref.float(), rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(out)
+    grads = torch.autograd.grad(out, leaves, grad)
+    for g, r in zip(grads, torch.autograd.grad(ref, ref_leaves, grad.double()), strict=True):
+        torch.testing.assert_close(g, r.float(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.kernels
+def test_triton_op_registration_passes_opcheck():
+    q, k, v = (t.requires_grad_() for t in _qkv(20, b=1, h=1, d=4, dv=3, dtype=torch.float32))
+    torch.library.opcheck(
+        torch.ops.tessera.chunked_linear_attention_fwd.default,
+        (q, k, v, True),
+        test_utils=("test_schema", "test_faketensor", "test_autograd_registration"),
+    )
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("kernel", ["fwd", "bwd"])
+def test_triton_kernels_compile_for_sm80_and_sm90(kernel, causal):
+    if kernel == "fwd":
+        io = {"Q": "*fp16", "K": "*fp16", "V": "*fp16", "Out": "*fp16"}
+    else:
+        io = {"Q": "*fp16", "K": "*fp16", "V": "*fp16", "DO": "*fp16"}
+        io |= {"DQ": "*fp32", "DK": "*fp32", "DV_OUT": "*fp16"}
+    io |= {"N": "i32", "D": "i32", "DV": "i32", "scale": "fp32"}
+    constexprs = {"CAUSAL": causal, "BLOCK_N": BLOCK_N, "BLOCK_D": 128, "BLOCK_E": 64}
+    check_compiles(
+        f"tessera.kernels._chunked_linear_attention_triton:cla_{kernel}_kernel",
+        io | dict.fromkeys(constexprs, "constexpr"),
+        constexprs,  # the fixed sequence block with the largest head and value blocks
+        expect_tensor_cores=True,
+    )
