@@ -62,7 +62,9 @@ class BlockConfig:
 
 
 # Candidate configs for autotuning on a GPU; the first one is the fixed config used when no
-# driver is active. All are compile-checked for sm_80 and sm_90 by the tests.
+# driver is active. All are compile-checked for sm_80 and sm_90 by the tests. Tiles whose
+# matmul rows are < 64 (BLOCK_M in the forward and dQ, BLOCK_N in dK/dV) would lose sm_90's
+# warpgroup MMA (wgmma), so none is offered.
 FWD_CONFIGS = (
     BlockConfig(64, 64, 4, 2),
     BlockConfig(128, 64, 8, 3),
@@ -70,8 +72,8 @@ FWD_CONFIGS = (
 )
 BWD_CONFIGS = (
     BlockConfig(64, 64, 4, 2),
-    BlockConfig(32, 64, 4, 2),
-    BlockConfig(64, 32, 4, 3),
+    BlockConfig(64, 64, 8, 3),
+    BlockConfig(128, 64, 8, 2),
 )
 PREPROCESS_BLOCK_M = 64
 
