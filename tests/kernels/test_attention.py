@@ -217,3 +217,16 @@ def test_torch_compile_fullgraph_matches_eager():
     torch.testing.assert_close(compiled, eager)
     for a, b in zip(grads, eager_grads, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_backward_is_run_to_run_identical():
+    q, k, v, g = dense_inputs(2, 4, 300, 200, 64, torch.float32, gate=True)
+    mask = key_mask("ragged", 2, 200)
+    grad = torch.randn(q.shape)
+
+    def grads():
+        out = attention(q, k, v, key_padding_mask=mask, causal=True, gate=g)
+        return torch.autograd.grad(out, (q, k, v, g), grad)
+
+    for a, b in zip(grads(), grads(), strict=True):
+        assert torch.equal(a, b)
