@@ -14,6 +14,8 @@ offsets[-1] = N, non-decreasing (empty windows allowed); output (N, H, Dv).
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 
@@ -24,8 +26,6 @@ if TRITON_AVAILABLE:
 
 SCATTER_LINEAR_ATTENTION = KernelOp("scatter_linear_attention")
 FEATURE_MAPS = ("relu", "elu1")
-# Rows per step of the PyTorch path; bounds its (rows, H, D, Dv) temporaries.
-_ROWS_PER_STEP = 2048
 
 
 def feature_map_fn(x: torch.Tensor, feature_map: str) -> torch.Tensor:
@@ -68,55 +68,97 @@ def segment_ids(offsets: torch.Tensor, n: int) -> torch.Tensor:
     return torch.repeat_interleave(windows, counts, output_size=n)
 
 
-def _segment_outer(a: torch.Tensor, b: torch.Tensor, seg: torch.Tensor, w: int) -> torch.Tensor:
-    """(W, H, Da, Db) = per-window sum of a_n^T b_n; a (N, H, Da), b (N, H, Db)."""
-    out = a.new_zeros(w, a.shape[1], a.shape[2], b.shape[2])
-    for i in range(0, a.shape[0], _ROWS_PER_STEP):
-        rows = slice(i, i + _ROWS_PER_STEP)
-        out.index_add_(0, seg[rows], a[rows, :, :, None] * b[rows, :, None, :])
-    return out
+class _WindowLayout:
+    """The window structure of (N, H, Da) rows as sparse CSR matrices, built once per call.
 
+    Per-window sums of outer products and per-row products with a window's matrix are then
+    one sparse-dense matmul each, O(N * H * Da * Db) work with no (N, H, Da, Db) temporary:
 
-def _segment_apply(a: torch.Tensor, m: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-    """(N, H, Db) = a_n @ m[window(n)]; a (N, H, Da), m (W, H, Da, Db)."""
-    out = a.new_empty(a.shape[0], a.shape[1], m.shape[3])
-    for i in range(0, a.shape[0], _ROWS_PER_STEP):
-        rows = slice(i, i + _ROWS_PER_STEP)
-        out[rows] = torch.matmul(a[rows, :, None, :], m[seg[rows]]).squeeze(2)
-    return out
+    - ``to_windows(a)`` is (W * H * Da, N * H): row (w, h, d) holds a[n, h, d] for n in w;
+    - ``to_rows(a)`` is (N * H, W * H * Da): row (n, h) holds a[n, h, :] at window(n)'s columns.
+    """
 
+    def __init__(self, offsets: torch.Tensor, n: int, h: int):
+        self.offsets, self.n, self.h = offsets, n, h
+        self.n_windows = offsets.numel() - 1
+        self.seg = segment_ids(offsets, n)  # (N,)
+        self._cache: dict[int, tuple[torch.Tensor, ...]] = {}
 
-def _segment_sum(a: torch.Tensor, seg: torch.Tensor, w: int) -> torch.Tensor:
-    return a.new_zeros(w, *a.shape[1:]).index_add_(0, seg, a)
+    def _indices(self, da: int) -> tuple[torch.Tensor, ...]:
+        if da not in self._cache:
+            n, h, w, seg, dev = self.n, self.h, self.n_windows, self.seg, self.offsets.device
+            starts, counts = self.offsets[:-1], self.offsets[1:] - self.offsets[:-1]
+            hd = torch.arange(h * da, device=dev)  # (h, d) flattened
+            # to_rows: column (window(n) * H + h) * Da + d of entry (n, h, d).
+            rows_col = (seg[:, None] * (h * da) + hd).reshape(-1)
+            rows_crow = torch.arange(0, n * h * da + 1, da, device=dev)
+            # to_windows: entry (n, h, d) sits at starts[w] * H * Da + (h * Da + d) * c_w + j
+            # for n = starts[w] + j; ``src`` lists the entries in that order.
+            j = torch.arange(n, device=dev) - starts[seg]
+            pos = (starts[seg] * (h * da) + j)[:, None] + hd * counts[seg][:, None]
+            src = torch.empty(n * h * da, dtype=torch.long, device=dev)
+            src[pos.reshape(-1)] = torch.arange(n * h * da, device=dev)
+            win_crow = torch.empty(w * h * da + 1, dtype=torch.long, device=dev)
+            win_crow[:-1] = (starts[:, None] * (h * da) + hd * counts[:, None]).reshape(-1)
+            win_crow[-1] = n * h * da
+            self._cache[da] = (rows_crow, rows_col, win_crow, src, src // da)
+        return self._cache[da]
+
+    @staticmethod
+    def _csr(crow, col, values, size) -> torch.Tensor:
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
+
+    def segment_outer(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """(W, H, Da, Db) = per-window sum of a_n^T b_n; a (N, H, Da), b (N, H, Db)."""
+        da, db = a.shape[2], b.shape[2]
+        _, _, crow, src, col = self._indices(da)
+        size = (self.n_windows * self.h * da, self.n * self.h)
+        out = self._csr(crow, col, a.reshape(-1)[src], size) @ b.reshape(-1, db)
+        return out.view(self.n_windows, self.h, da, db)
+
+    def segment_apply(self, a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """(N, H, Db) = a_n @ m[window(n)]; a (N, H, Da), m (W, H, Da, Db)."""
+        da, db = a.shape[2], m.shape[3]
+        crow, col, _, _, _ = self._indices(da)
+        size = (self.n * self.h, self.n_windows * self.h * da)
+        out = self._csr(crow, col, a.reshape(-1), size) @ m.reshape(-1, db)
+        return out.view(self.n, self.h, db)
+
+    def segment_sum(self, a: torch.Tensor) -> torch.Tensor:
+        """(W, H, Da) per-window sum of a (N, H, Da); rows are sorted by window."""
+        counts = self.offsets[1:] - self.offsets[:-1]
+        return torch.segment_reduce(a, "sum", lengths=counts, axis=0)
 
 
 class _SegmentLinearAttention(torch.autograd.Function):
     """Core on feature-mapped inputs; backward recomputes KV_w instead of saving per-row copies."""
 
     @staticmethod
-    def forward(ctx, fq, fk, v, seg, n_windows: int, eps: float):
-        kv = _segment_outer(fk, v, seg, n_windows)  # (W, H, D, Dv)
-        s = _segment_sum(fk, seg, n_windows)  # (W, H, D)
-        den = (fq * s[seg]).sum(-1, keepdim=True) + eps  # (N, H, 1)
-        y = _segment_apply(fq, kv, seg) / den  # (N, H, Dv)
-        ctx.save_for_backward(fq, fk, v, seg, y, den)
-        ctx.n_windows = n_windows
+    def forward(ctx, fq, fk, v, layout: _WindowLayout, eps: float):
+        kv = layout.segment_outer(fk, v)  # (W, H, D, Dv)
+        s = layout.segment_sum(fk)  # (W, H, D)
+        den = (fq * s[layout.seg]).sum(-1, keepdim=True) + eps  # (N, H, 1)
+        y = layout.segment_apply(fq, kv) / den  # (N, H, Dv)
+        ctx.save_for_backward(fq, fk, v, y, den)
+        ctx.layout = layout
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        fq, fk, v, seg, y, den = ctx.saved_tensors
-        w = ctx.n_windows
-        kv = _segment_outer(fk, v, seg, w)
-        s = _segment_sum(fk, seg, w)
+        fq, fk, v, y, den = ctx.saved_tensors
+        layout = ctx.layout
+        kv = layout.segment_outer(fk, v)
+        s = layout.segment_sum(fk)
         ga = gy / den  # d/d(numerator)  (N, H, Dv)
         gb = -(gy * y).sum(-1, keepdim=True) / den  # d/d(denominator)  (N, H, 1)
-        gfq = _segment_apply(ga, kv.transpose(-1, -2), seg) + gb * s[seg]
-        gkv = _segment_outer(fq, ga, seg, w)  # (W, H, D, Dv)
-        gs = _segment_sum(gb * fq, seg, w)  # (W, H, D)
-        gfk = _segment_apply(v, gkv.transpose(-1, -2), seg) + gs[seg]
-        gv = _segment_apply(fk, gkv, seg)
-        return gfq, gfk, gv, None, None, None
+        gfq = layout.segment_apply(ga, kv.transpose(-1, -2)) + gb * s[layout.seg]
+        gkv = layout.segment_outer(fq, ga)  # (W, H, D, Dv)
+        gs = layout.segment_sum(gb * fq)  # (W, H, D)
+        gfk = layout.segment_apply(v, gkv.transpose(-1, -2)) + gs[layout.seg]
+        gv = layout.segment_apply(fk, gkv)
+        return gfq, gfk, gv, None, None
 
 
 @SCATTER_LINEAR_ATTENTION.register("torch")
@@ -129,10 +171,16 @@ def scatter_linear_attention_torch(
     feature_map: str = "relu",
     eps: float = 1e-6,
 ) -> torch.Tensor:
-    """Exact PyTorch path: segment reductions with ``index_add_``, no padding, no window loop."""
-    seg = segment_ids(offsets, q.shape[0])
+    """Exact PyTorch path: segment sums as sparse-dense matmuls, no padding, no window loop.
+
+    Half-precision inputs are computed in fp32 (CPU sparse matmuls need fp32 / fp64).
+    """
+    dtype = q.dtype
+    if dtype in (torch.float16, torch.bfloat16):
+        q, k, v = q.float(), k.float(), v.float()
+    layout = _WindowLayout(offsets, q.shape[0], q.shape[1])
     fq, fk = feature_map_fn(q, feature_map), feature_map_fn(k, feature_map)
-    return _SegmentLinearAttention.apply(fq, fk, v, seg, offsets.numel() - 1, eps)
+    return _SegmentLinearAttention.apply(fq, fk, v, layout, eps).to(dtype)
 
 
 if TRITON_AVAILABLE:
