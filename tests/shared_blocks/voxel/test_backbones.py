@@ -110,7 +110,7 @@ def test_rejects_bad_inputs(name):
 
 
 @pytest.mark.kernels
-@pytest.mark.parametrize("name", ["dsvt_tiny", "flatformer_tiny"])
+@pytest.mark.parametrize("name", PRESETS)
 def test_triton_backend_matches_torch(scene, name, monkeypatch):
     """The same block through the Triton kernels (interpreter on CPU) and the PyTorch path."""
     x, coords = scene(40, (1, 8, 8), channels=32, seed=4)
@@ -120,3 +120,13 @@ def test_triton_backend_matches_torch(scene, name, monkeypatch):
     monkeypatch.setenv("TESSERA_KERNELS", "triton")
     out = model(x, coords, (1, 8, 8))
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.kernels
+def test_pooling_triton_backend_matches_torch(scene, monkeypatch):
+    x, coords = scene(40, (2, 8, 8), channels=16, seed=5)
+    pool = DSVTPooling(16, (2, 2, 2), heads=4)
+    monkeypatch.setenv("TESSERA_KERNELS", "torch")
+    ref = pool(x, coords, (2, 8, 8))[0]
+    monkeypatch.setenv("TESSERA_KERNELS", "triton")
+    torch.testing.assert_close(pool(x, coords, (2, 8, 8))[0], ref, rtol=1e-4, atol=1e-4)

@@ -21,7 +21,7 @@ GRID = (2, 30, 34)
 
 
 def _windows(coords, window, shift):
-    """Brute force: window -> voxel indices, each window's voxels sorted by the DSVT Y key."""
+    """Brute force: window -> [(window-relative (z, y, x), voxel index)]."""
     out = defaultdict(list)
     for i, (b, z, y, x) in enumerate(coords.tolist()):
         w = tuple((c + s) // ws for c, s, ws in zip((z, y, x), shift, window, strict=True))
