@@ -207,8 +207,7 @@ def test_torch_compile_fullgraph_matches_eager():
     mask = key_mask("ragged", 2, 12)
 
     def block(q, k, v, g):
-        causal = attention(q, k, v, key_padding_mask=mask, causal=True, gate=g)
-        return causal + attention(q, k, v)
+        return attention(q, k, v, key_padding_mask=mask, causal=True, gate=g) * 2
 
     eager = block(q, k, v, g)
     eager_grads = torch.autograd.grad(eager.sum(), (q, k, v, g))
@@ -230,3 +229,21 @@ def test_backward_is_run_to_run_identical():
 
     for a, b in zip(grads(), grads(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.filterwarnings("ignore:Conversion of an array with ndim > 0:DeprecationWarning")
+@pytest.mark.parametrize("backend", ["torch", pytest.param("triton", marks=pytest.mark.kernels)])
+def test_varlen_empty_sequences_give_zeros_and_zero_gradients(backend, monkeypatch):
+    monkeypatch.setenv("TESSERA_KERNELS", backend)
+    lens_q, lens_k = [3, 0, 2, 4], [2, 3, 0, 5]  # no queries / no keys in sequences 1 / 2
+    cu_q, cu_k = cu_seqlens(lens_q), cu_seqlens(lens_k)
+    q = torch.randn(sum(lens_q), 2, 16, requires_grad=True)
+    k = torch.randn(sum(lens_k), 2, 16, requires_grad=True)
+    v = torch.randn(sum(lens_k), 2, 16, requires_grad=True)
+    out = varlen_attention(q, k, v, cu_q, cu_k, 4, 5, causal=True)
+    ref = varlen_attention_reference(q, k, v, cu_q, cu_k, causal=True)
+    torch.testing.assert_close(out.double(), ref, rtol=0, atol=1e-5)
+    out.backward(torch.randn_like(out))
+    assert torch.all(out[3:5] == 0) and torch.all(q.grad[3:5] == 0)
+    assert torch.all(k.grad[2:5] == 0) and torch.all(v.grad[2:5] == 0)
+    assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
