@@ -38,7 +38,8 @@ class _AxisAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         *lead, n, c = x.shape
-        qkv = self.to_qkv(x.reshape(-1, n, c)).view(-1, n, 3, self.heads, -1)
+        qkv = self.to_qkv(x.reshape(-1, n, c))
+        qkv = qkv.view(qkv.shape[0], n, 3, self.heads, -1)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (M, H, L, D) each
         out = kernels.attention(q, k, v).transpose(1, 2).reshape(-1, n, self.to_out.in_features)
         return self.to_out(out).view(*lead, n, c)
