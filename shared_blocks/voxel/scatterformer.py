@@ -38,12 +38,14 @@ class ScatterLayout:
 
     Attributes:
         order: (N,) voxel indices sorted by (batch, window).
+        rank: (N,) position of each voxel in ``order`` (the inverse permutation).
         offsets: (W + 1,) window boundaries in ``order``.
         coords_in_window: (N, 3) window-relative (z, y, x), input order.
         neighbours: kernel size -> :func:`neighbour_index` table.
     """
 
     order: torch.Tensor
+    rank: torch.Tensor
     offsets: torch.Tensor
     coords_in_window: torch.Tensor
     neighbours: dict[Triple, torch.Tensor]
@@ -55,7 +57,7 @@ def scatter_layout(
 ) -> ScatterLayout:
     order, offsets, in_win = window_offsets(coords, grid_shape, window_shape)
     tables = {k: neighbour_index(coords, grid_shape, k) for k in kernel_sizes}
-    return ScatterLayout(order, offsets, in_win, tables)
+    return ScatterLayout(order, torch.argsort(order), offsets, in_win, tables)
 
 
 @BLOCKS.register_module()
@@ -208,8 +210,7 @@ class ScatterFormerBlock(nn.Module):
         z, y, x_ = layout.coords_in_window.unbind(1)
         pe = self.pe((z * wy + y) * wx + x_)  # (N, C)
         order = layout.order
-        attn = torch.empty_like(features)
-        attn[order] = self.attn(features[order], layout.offsets, pe[order])  # un-sort
+        attn = self.attn(features[order], layout.offsets, pe[order])[layout.rank]  # un-sorted
         x = self.norm0(features + attn)
         x = self.norm1(x + self.fc2(self.act(self.fc1(x))))
         x = self.norm2(x + self.cwi(x, coords, grid_shape, layout.neighbours))

@@ -18,9 +18,6 @@ from torch import nn
 from tessera.shared_blocks.registry import BLOCKS
 from tessera.shared_blocks.voxel.partition import Triple, as_triple, check_voxels, flat_voxel_key
 
-# Largest (K, rows, C) gather materialised at once; bounds memory at large N.
-_GATHER_ELEMENTS = 1 << 22
-
 
 def neighbour_index(coords: torch.Tensor, grid_shape: Triple, kernel_size: Triple) -> torch.Tensor:
     """Neighbour table of a centred kernel over the occupied voxels.
@@ -97,17 +94,13 @@ class SparseDepthwiseConv3d(nn.Module):
                 coords, as_triple("grid_shape", grid_shape), self.kernel_size
             )
         weight = self.weight.reshape(self.channels, -1).t()  # (K, C)
-        # Missing neighbours point at an appended zero row; one gather per chunk of voxels.
+        # Missing neighbours point at an appended zero row. One row gather per offset keeps
+        # the working set at (N, C) and is faster than one (K, N, C) gather.
         padded = torch.cat([features, features.new_zeros(1, self.channels)])
         table = torch.where(neighbours >= 0, neighbours, features.shape[0])  # (K, N)
-        step = max(1, _GATHER_ELEMENTS // max(1, table.shape[0] * self.channels))
-        out = torch.cat(
-            [
-                (padded[table[:, i : i + step]] * weight[:, None]).sum(0)  # (K, n, C) -> (n, C)
-                for i in range(0, features.shape[0], step)
-            ]
-            or [features.new_zeros(0, self.channels)]
-        )
+        out = features.new_zeros(features.shape)
+        for k in range(table.shape[0]):
+            out = torch.addcmul(out, padded.index_select(0, table[k]), weight[k])
         if self.bias is not None:
             out = out + self.bias
         return out
