@@ -1,0 +1,276 @@
+"""LightningModules: semantic segmentation and text-conditioned (grounding/referring).
+
+Both log their metrics as ``val/<key>`` / ``test/<key>`` with the registry keys, and their
+``predict_step`` returns one dict per item for :mod:`tessera.apps.segmentation.writer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from tessera.apps.segmentation.metrics import (
+    GroundingIoU,
+    SemanticIoU,
+    intersect_and_union,
+    sample_iou,
+)
+from tessera.apps.segmentation.model import (
+    Bottleneck,
+    SemanticSegmenter,
+    SentenceAttentionSegmenter,
+)
+from tessera.datamodules.common import is_empty_batch
+
+
+def _resize_logits(logits: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(logits[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
+
+
+class SegmentationTask(L.LightningModule):
+    """AdamW with a cosine schedule over the run; metrics reset per evaluation epoch.
+
+    Args:
+        lr: peak learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear warm-up steps.
+    """
+
+    def __init__(self, lr: float = 2e-3, weight_decay: float = 1e-4, warmup_steps: int = 50):
+        super().__init__()
+        self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = min(self.warmup_steps, total // 2)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1 + torch.cos(torch.tensor(torch.pi * min(progress, 1.0)))).item()
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _log_metrics(self, stage: str, metrics: dict) -> None:
+        for key, value in metrics.items():
+            if value.dim() == 0:
+                self.log(f"{stage}/{key}", value.float(), prog_bar=key in ("miou", "giou"))
+
+
+class SemanticSegmentation(SegmentationTask):
+    """Semantic / medical segmentation (cross-entropy, mmseg mIoU/mDice).
+
+    Args:
+        num_classes: K (2 for binary medical masks).
+        class_names: names for tables and summaries (default ``class<k>``).
+        ignore_index: label value left out of loss and metrics.
+        backbone, pretrained, out_indices, decoder_dim, bottleneck, heads, psa_mode, dropout:
+            see :class:`~tessera.apps.segmentation.model.SemanticSegmenter`.
+        lr, weight_decay, warmup_steps: see :class:`SegmentationTask`.
+    """
+
+    mode = "semantic"
+
+    def __init__(
+        self,
+        num_classes: int = 4,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int = 255,
+        backbone: str = "lcnet_050",
+        pretrained: bool = False,
+        out_indices: Sequence[int] = (1, 2, 3),
+        decoder_dim: int = 64,
+        bottleneck: Bottleneck = "axial",
+        heads: int = 4,
+        psa_mode: Literal["parallel", "sequential"] = "parallel",
+        dropout: float = 0.1,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        warmup_steps: int = 50,
+    ):
+        super().__init__(lr, weight_decay, warmup_steps)
+        self.save_hyperparameters()
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
+        self.class_names = list(class_names or [f"class{k}" for k in range(num_classes)])
+        self.ignore_index = ignore_index
+        self.net = SemanticSegmenter(
+            num_classes,
+            backbone,
+            pretrained,
+            out_indices,
+            decoder_dim,
+            bottleneck,
+            heads,
+            psa_mode,
+            dropout,
+        )
+        self.val_metric = SemanticIoU(num_classes, ignore_index)
+        self.test_metric = SemanticIoU(num_classes, ignore_index)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net(image)
+
+    def training_step(self, batch, batch_idx):
+        if is_empty_batch(batch):
+            return None
+        logits = self(batch["image"])
+        loss = F.cross_entropy(logits, batch["label"], ignore_index=self.ignore_index)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["item_id"]))
+        return loss
+
+    def _eval_step(self, batch, metric: SemanticIoU) -> None:
+        if is_empty_batch(batch):
+            return
+        metric.update(self(batch["image"]).argmax(1), batch["label"])
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, self.val_metric)
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, self.test_metric)
+
+    def on_validation_epoch_end(self):
+        self._log_metrics("val", self.val_metric.compute())
+        self.val_metric.reset()
+
+    def on_test_epoch_end(self):
+        self._log_metrics("test", self.test_metric.compute())
+        self.test_metric.reset()
+
+    def predict_step(self, batch, batch_idx):
+        if is_empty_batch(batch):
+            return []
+        logits = self(batch["image"])
+        out = []
+        for n, item_id in enumerate(batch["item_id"]):
+            pred = _resize_logits(logits[n], batch["orig_size"][n]).argmax(0)
+            item = {"item_id": item_id, "path": batch["path"][n], "pred": pred.cpu().numpy()}
+            if "label" in batch:
+                label = batch["label"][n]
+                small = logits[n].argmax(0)
+                i, u, p, lab = intersect_and_union(
+                    small, label, self.hparams.num_classes, self.ignore_index
+                )
+                item["areas"] = {
+                    "i": i.tolist(),
+                    "u": u.tolist(),
+                    "p": p.tolist(),
+                    "l": lab.tolist(),
+                }
+            out.append(item)
+        return out
+
+
+class ReferringSegmentation(SegmentationTask):
+    """Text-conditioned binary segmentation (answer grounding, referring expressions).
+
+    Loss: binary cross-entropy + soft Dice over the batch, padding (255) ignored.
+
+    Args:
+        text_encoder: ``{class_path, init_args}`` of the sentence encoder (None = tiny).
+        freeze_text: keep the text encoder's weights fixed.
+        threshold: probability above which a pixel is in the mask.
+        dice_weight: weight of the soft Dice term.
+        backbone, pretrained, out_indices, dropout, hidden_mult, use_sab: see
+            :class:`~tessera.apps.segmentation.model.SentenceAttentionSegmenter`.
+        lr, weight_decay, warmup_steps: see :class:`SegmentationTask`.
+    """
+
+    mode = "grounding"
+
+    def __init__(
+        self,
+        text_encoder: dict | None = None,
+        freeze_text: bool = False,
+        threshold: float = 0.5,
+        dice_weight: float = 1.0,
+        backbone: str = "lcnet_050",
+        pretrained: bool = False,
+        out_indices: Sequence[int] = (0, 1, 2, 3, 4),
+        dropout: float = 0.5,
+        hidden_mult: int = 4,
+        use_sab: bool = True,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        warmup_steps: int = 50,
+    ):
+        super().__init__(lr, weight_decay, warmup_steps)
+        self.save_hyperparameters()
+        self.threshold, self.dice_weight = threshold, dice_weight
+        self.net = SentenceAttentionSegmenter(
+            text_encoder, backbone, pretrained, out_indices, dropout, hidden_mult, use_sab
+        )
+        if freeze_text:
+            self.net.text_encoder.requires_grad_(False)
+        self.val_metric = GroundingIoU()
+        self.test_metric = GroundingIoU()
+
+    def forward(self, image, texts=None, embedding=None) -> torch.Tensor:
+        return self.net(image, texts, embedding)
+
+    def loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        logits = logits[:, 0]
+        keep = label != 255
+        target = (label == 1).float()
+        bce = F.binary_cross_entropy_with_logits(logits[keep], target[keep])
+        prob = torch.sigmoid(logits) * keep
+        dice = 1 - (2 * (prob * target).sum() + 1) / (prob.sum() + target.sum() + 1)
+        return bce + self.dice_weight * dice
+
+    def training_step(self, batch, batch_idx):
+        if is_empty_batch(batch):
+            return None
+        loss = self.loss(self(batch["image"], batch["text"]), batch["label"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["item_id"]))
+        return loss
+
+    def predict_mask(self, image, texts=None, embedding=None) -> torch.Tensor:
+        return torch.sigmoid(self(image, texts, embedding)[:, 0]) > self.threshold
+
+    def _eval_step(self, batch, metric: GroundingIoU) -> None:
+        if is_empty_batch(batch):
+            return
+        metric.update(self.predict_mask(batch["image"], batch["text"]), batch["label"])
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, self.val_metric)
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, self.test_metric)
+
+    def on_validation_epoch_end(self):
+        self._log_metrics("val", self.val_metric.compute())
+        self.val_metric.reset()
+
+    def on_test_epoch_end(self):
+        self._log_metrics("test", self.test_metric.compute())
+        self.test_metric.reset()
+
+    def predict_step(self, batch, batch_idx):
+        if is_empty_batch(batch):
+            return []
+        logits = self(batch["image"], batch["text"])
+        out = []
+        for n, item_id in enumerate(batch["item_id"]):
+            prob = torch.sigmoid(_resize_logits(logits[n], batch["orig_size"][n]))[0]
+            item = {
+                "item_id": item_id,
+                "path": batch["path"][n],
+                "text": batch["text"][n],
+                "pred": (prob > self.threshold).cpu().numpy(),
+            }
+            if "label" in batch:
+                small = (torch.sigmoid(logits[n, 0]) > self.threshold)[None]
+                inter, union, iou = sample_iou(small, batch["label"][n][None])
+                item["iou"] = {"i": float(inter), "u": float(union), "iou": float(iou)}
+            out.append(item)
+        return out

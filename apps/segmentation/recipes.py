@@ -1,0 +1,110 @@
+"""Training recipes of the shipped checkpoints (``make checkpoints``).
+
+Each recipe generates the synthetic world of the recorded seed, runs ``tessera segmentation
+fit`` with the tiny config, exports the weights to ``checkpoints/<name>.safetensors``,
+evaluates them on the world's test split and writes the registry entry.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from tessera.apps.common.checkpoints import checkpoints_dir, sha256_of
+from tessera.apps.common.cli import EvaluateRequest
+
+CONFIGS = Path(__file__).parent / "configs"
+WORLD = {"seed": 0, "splits": {"train": 3000, "val": 100, "test": 300}, "size": 64}
+RECIPES = {
+    "segmentation-semantic-tiny": {"config": "semantic-tiny.yaml", "data": ""},
+    "segmentation-grounding-tiny": {"config": "grounding-tiny.yaml", "data": "grounding"},
+}
+SEMANTIC_DATA = (
+    "layout",
+    "num_classes",
+    "ignore_index",
+    "reduce_zero_label",
+    "mask_format",
+    "size",
+)
+GROUNDING_DATA = ("format", "size")
+
+
+def _data_settings(config: dict) -> dict:
+    args = config["data"]["init_args"]
+    keys = GROUNDING_DATA if "Grounding" in config["data"]["class_path"] else SEMANTIC_DATA
+    return {k: args[k] for k in keys if k in args}
+
+
+def train_one(name: str, world: Path, workdir: Path, max_steps: int | None = None) -> dict:
+    """Fit, export and evaluate one checkpoint; returns its registry entry."""
+    from tessera.apps.segmentation.api import export, load_module
+    from tessera.apps.segmentation.cli import main
+    from tessera.apps.segmentation.evaluate import evaluate
+
+    recipe = RECIPES[name]
+    config_path = CONFIGS / recipe["config"]
+    config = yaml.safe_load(config_path.read_text())
+    argv = [
+        "fit",
+        "-c",
+        str(config_path),
+        f"--data.init_args.data_root={world / recipe['data']}",
+        f"--trainer.default_root_dir={workdir}",
+        "--trainer.enable_progress_bar=false",
+    ]
+    if max_steps is not None:
+        argv.append(f"--trainer.max_steps={max_steps}")
+    main(argv)
+    ckpt = sorted(workdir.rglob("*.ckpt"), key=os.path.getmtime)[-1]
+    module, _ = load_module(ckpt)
+    out = export(module, checkpoints_dir() / f"{name}.safetensors", _data_settings(config))
+    metrics = evaluate(EvaluateRequest(checkpoint=str(out), data=str(world), split="test"))
+    command = (
+        f"tessera segmentation synth --out world --seed {WORLD['seed']} "
+        + " ".join(f"--{k} {v}" for k, v in WORLD["splits"].items())
+        + f" && tessera segmentation fit -c apps/segmentation/configs/{recipe['config']}"
+        + f" --data.init_args.data_root world/{recipe['data']}"
+        + " (or: python -m tessera.apps.checkpoints segmentation)"
+    )
+    return {
+        "task": "segmentation",
+        "config": f"apps/segmentation/configs/{recipe['config']}",
+        "file": out.name,
+        "sha256": sha256_of(out),
+        "command": command,
+        "data": {"world": "tessera segmentation synth", **WORLD},
+        "metrics": {k: round(v, 4) for k, v in metrics.items()},
+    }
+
+
+def update_registry(name: str, entry: dict) -> None:
+    """Replace (or add) only ``name``'s block in checkpoints/registry.yaml, keeping the rest."""
+    path = checkpoints_dir() / "registry.yaml"
+    text = path.read_text()
+    block = yaml.safe_dump({name: entry}, sort_keys=False, width=1000)
+    block = "".join(f"  {line}\n" for line in block.splitlines())
+    text = re.sub(r"^checkpoints:\s*\{\}\s*$", "checkpoints:", text, flags=re.MULTILINE)
+    pattern = re.compile(rf"^  {re.escape(name)}:\n(?:^    .*\n?|^\s*\n)*", re.MULTILINE)
+    text = pattern.sub("", text) if pattern.search(text) else text
+    path.write_text(text.rstrip("\n") + "\n" + block)
+
+
+def train(names: list[str] | None = None) -> None:
+    """Re-train the shipped segmentation checkpoints (all by default)."""
+    from tessera.datamodules.segmentation.synth import generate
+
+    with tempfile.TemporaryDirectory(prefix="tessera-seg-") as tmp:
+        world = generate(Path(tmp) / "world", WORLD["seed"], WORLD["splits"], WORLD["size"])
+        for name in names or list(RECIPES):
+            entry = train_one(name, world, Path(tmp) / name)
+            update_registry(name, entry)
+            print(f"{name}: {entry['metrics']}", flush=True)
+
+
+if __name__ == "__main__":
+    train()

@@ -1,0 +1,127 @@
+"""Networks: shapes, gradients, the text is used through the SAB gates, bad input, and the
+paper-size configs' parameter counts."""
+
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+import yaml
+
+from tessera.apps.segmentation.model import SemanticSegmenter, SentenceAttentionSegmenter
+from tessera.apps.segmentation.module import ReferringSegmentation, SemanticSegmentation
+from tessera.apps.segmentation.text import TinyTextEncoder, build_text_encoder
+
+CONFIGS = Path(__file__).parents[3] / "apps" / "segmentation" / "configs"
+TINY = dict(backbone="test_efficientnet")
+
+
+@pytest.mark.parametrize("bottleneck", ["axial", "full", "none"])
+def test_semantic_forward_backward(bottleneck):
+    net = SemanticSegmenter(5, bottleneck=bottleneck, decoder_dim=16, **TINY)
+    x = torch.rand(2, 3, 48, 40, requires_grad=True)
+    out = net(x)
+    assert out.shape == (2, 5, 48, 40)
+    out.sum().backward()
+    assert x.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in net.psa.parameters())
+
+
+def test_axial_bottleneck_mixes_whole_rows_and_columns():
+    net = SemanticSegmenter(3, decoder_dim=16, **TINY).eval()
+    y = torch.randn(1, 16, 4, 4)
+    z = y.clone()
+    z[..., 0, 0] += 1.0
+    diff = (net.bottleneck(y) - net.bottleneck(z)).abs().sum(1)[0]
+    assert (diff[0] > 0).all() and (diff[:, 0] > 0).all()  # row 0 and column 0 see it
+    assert diff[1:, 1:].max() == 0  # axial: nothing off the row/column
+
+
+def test_sentence_attention_uses_the_text():
+    net = SentenceAttentionSegmenter(dropout=0.0, **TINY).eval()
+    x = torch.rand(1, 3, 32, 32).expand(2, -1, -1, -1)
+    out = net(x, ["where is the red circle?", "the square left of the blue circle"])
+    assert out.shape == (2, 1, 32, 32)
+    assert not torch.allclose(out[0], out[1])
+    gates = net.gates(net.encode_text(["a red circle"]))
+    assert [g.shape[1] for g in gates] == net.backbone.feature_info.channels()
+    for g in gates:
+        torch.testing.assert_close(g.sum(-1), torch.ones(1))
+    blind = SentenceAttentionSegmenter(dropout=0.0, use_sab=False, **TINY).eval()
+    out = blind(x, ["where is the red circle?", "the square left of the blue circle"])
+    torch.testing.assert_close(out[0], out[1])
+
+
+def test_sentence_attention_gradients_reach_the_text_encoder():
+    net = SentenceAttentionSegmenter(**TINY)
+    net(torch.rand(2, 3, 32, 32), ["red circle", "blue square"]).mean().backward()
+    assert net.text_encoder.token.weight.grad.abs().sum() > 0
+
+
+def test_bad_inputs_raise_clear_errors():
+    net = SentenceAttentionSegmenter(**TINY)
+    with pytest.raises(ValueError, match="image must be a float"):
+        net(torch.rand(3, 32, 32), ["x"])
+    with pytest.raises(ValueError, match="got 1 texts for a batch of 2"):
+        net(torch.rand(2, 3, 32, 32), ["x"])
+    with pytest.raises(ValueError, match="empty question"):
+        net(torch.rand(1, 3, 32, 32), ["  "])
+    with pytest.raises(ValueError, match="class_path"):
+        build_text_encoder({"init_args": {}})
+
+
+def test_tiny_text_encoder_is_order_aware_and_offline():
+    enc = TinyTextEncoder().eval()
+    a, b = enc(["the circle left of the red square", "the red circle left of the square"])
+    assert a.shape == (64,) and not torch.allclose(a, b)
+
+
+def test_open_clip_text_tower_frozen_random_init():
+    from tessera.apps.segmentation.text import OpenCLIPTextEncoder
+
+    enc = OpenCLIPTextEncoder("ViT-B-32", pretrained=None, freeze=True).train()
+    out = enc(["where is the cat?"])
+    assert out.shape == (1, 512) and not out.requires_grad and not enc.clip.training
+
+
+def _model_from_config(name: str):
+    config = yaml.safe_load((CONFIGS / name).read_text())
+    args = dict(config["model"]["init_args"])
+    cls = SemanticSegmentation if "Semantic" in config["model"]["class_path"] else None
+    return config, args, cls or ReferringSegmentation
+
+
+@pytest.mark.parametrize(
+    ("config", "published"),
+    [("semantic-resnet50.yaml", 25.6e6), ("grounding-b7.yaml", 66e6)],
+)
+def test_paper_size_backbones_match_published_parameter_counts(config, published):
+    """ResNet-50 (He et al. 2016): 25.6 M; EfficientNet-B7 (Tan & Le 2019): 66 M (with heads)."""
+    _, args, _ = _model_from_config(config)
+    with torch.device("meta"):
+        full = timm.create_model(args["backbone"])
+        net_cls = SemanticSegmenter if "num_classes" in args else None
+        if net_cls:
+            net = SemanticSegmenter(
+                args["num_classes"],
+                args["backbone"],
+                out_indices=args["out_indices"],
+                decoder_dim=args["decoder_dim"],
+                heads=args["heads"],
+            )
+        else:
+            net = SentenceAttentionSegmenter(
+                {
+                    "class_path": "tessera.apps.segmentation.text.TinyTextEncoder",
+                    "init_args": {"dim": 384},
+                },
+                args["backbone"],
+                out_indices=args["out_indices"],
+            )
+    count = sum(p.numel() for p in full.parameters())
+    assert abs(count - published) / published < 0.01
+    head = sum(p.numel() for p in full.get_classifier().parameters())
+    backbone = sum(p.numel() for p in net.backbone.parameters())
+    assert backbone <= count - head  # features_only drops the classifier (and B7's head conv)
+    if not net_cls:
+        assert net.backbone.feature_info.channels() == [32, 48, 80, 224, 640]  # as the paper
