@@ -46,7 +46,7 @@ VARIANTS = {
     "test": ("m6", "f4", "Andrea", "belinda", "Lee", "Mario", "victor", "anika"),
 }  # fmt: skip
 SPLITS = {"train": "train-100", "val": "dev", "test": "test"}
-WORDS = tuple(
+_VOCABULARY = (
     "the a one two three four five six seven eight nine ten red green blue yellow black white "
     "house tree river stone cloud water fire light night morning evening city garden window "
     "door table paper letter music story friend mother father sister brother teacher doctor "
@@ -55,7 +55,8 @@ WORDS = tuple(
     "small large bright quiet happy early late cold warm heavy simple strange ancient golden "
     "seven hundred thousand number answer question problem reason moment picture kitchen "
     "airport station market village mountain island ocean forest winter summer autumn spring"
-).split()
+)
+WORDS = tuple(_VOCABULARY.split())
 
 
 @dataclass(frozen=True)
