@@ -12,6 +12,7 @@ window instead of using equal-size sets.
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 
@@ -127,6 +128,11 @@ def run(bench) -> None:
     bench.note(
         "naive_padded = the DSVT layers with each window padded to its maximum size, the "
         "window volume (one masked dense attention per window)."
+    )
+    bench.note(
+        "System load average at start (1/5/15 min): "
+        + " / ".join(f"{v:.1f}" for v in os.getloadavg())
+        + f" on {os.cpu_count()} cores; above the core count, times include waiting for CPU."
     )
     sizes = [5_000, 20_000] if bench.quick else [5_000, 20_000, 60_000]
     for n in sizes:
