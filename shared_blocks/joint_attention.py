@@ -45,8 +45,8 @@ class ScaleNorm(nn.Module):
         self.g = nn.Parameter(torch.ones(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        norm = x.norm(dim=-1, keepdim=True) * self.scale
-        return x / norm.clamp(min=self.eps) * self.g
+        norm = x.norm(dim=-1, keepdim=True) * self.scale  # (B, N, 1)
+        return x * (self.g / norm.clamp(min=self.eps))
 
 
 class FFConvM(nn.Module):
@@ -65,15 +65,23 @@ class FFConvM(nn.Module):
         self.norm = ScaleNorm(dim_in) if norm == "scalenorm" else nn.LayerNorm(dim_in)
         self.linear = nn.Linear(dim_in, dim_out)
         self.conv = nn.Conv1d(dim_out, dim_out, kernel_size, groups=dim_out, bias=False)
-        # "same" padding, or all of it on the left so output t only sees inputs <= t.
-        left = kernel_size - 1 if causal else (kernel_size - 1) // 2
-        self.pad = (left, kernel_size - 1 - left)
+        self.causal = causal
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.silu(self.linear(self.norm(x)))  # (B, N, Cout)
-        conv = self.conv(F.pad(h.transpose(1, 2), self.pad)).transpose(1, 2)
-        return self.dropout(h + conv)
+        n, k = h.shape[1], self.conv.kernel_size[0]
+        # (B, N, C) memory seen as a channels-last (B, C, 1, N) image: the depthwise conv runs
+        # without transposing copies. Causal: pad k-1 on both sides and keep the first N
+        # outputs, so output t only sees inputs <= t.
+        pad = k - 1 if self.causal else (k - 1) // 2
+        conv = F.conv2d(
+            h.transpose(1, 2).unsqueeze(2),
+            self.conv.weight.unsqueeze(2),
+            padding=(0, pad),
+            groups=h.shape[-1],
+        )
+        return self.dropout(h + conv.squeeze(2)[..., :n].transpose(1, 2))
 
 
 @BLOCKS.register_module()
@@ -140,12 +148,11 @@ class JointAttention(nn.Module):
         if self.shift_tokens:
             delayed, kept = x.chunk(2, dim=-1)
             shifted = torch.cat((F.pad(delayed, (0, 0, 1, -1)), kept), dim=-1)
-        v, u = self.to_hidden(shifted).chunk(2, dim=-1)  # (B, N, hidden/2) each
+        vu = self.to_hidden(shifted)  # (B, N, hidden) = [v | u]
+        v, u = vu.chunk(2, dim=-1)  # (B, N, hidden/2) each
         qk = self.to_qk(shifted).unsqueeze(-2) * self.gamma + self.beta  # (B, N, 4, Dqk)
-        quad_q, lin_q, quad_k, lin_k = (self.rotary(t) for t in qk.unbind(-2))
-        att_v, att_u = self.attend(quad_q, lin_q, quad_k, lin_k, torch.cat((v, u), -1)).chunk(
-            2, dim=-1
-        )
+        quad_q, lin_q, quad_k, lin_k = self.rotary(qk, seq_dim=-3).unbind(-2)
+        att_v, att_u = self.attend(quad_q, lin_q, quad_k, lin_k, vu).chunk(2, dim=-1)
         return x + self.to_out((att_u * v) * torch.sigmoid(att_v * u))
 
     def attend(
@@ -171,11 +178,11 @@ class JointAttention(nn.Module):
         # Zero padding: padded keys give relu(0)² = 0 and padded values are 0, so nothing leaks.
         pad = groups * g - n
         chunk = [
-            F.pad(t, (0, 0, 0, pad)).view(b, groups, g, -1)
+            (F.pad(t, (0, 0, 0, pad)) if pad else t).view(b, groups, g, -1)
             for t in (quad_q, quad_k, lin_q, lin_k, values)
         ]
         qq, qk, lq, lk, vv = chunk  # (B, G, g, D)
-        attn = F.relu(qq @ qk.transpose(-1, -2) / g) ** 2  # (B, G, g, g)
+        attn = F.relu((qq / g) @ qk.transpose(-1, -2)).square()  # (B, G, g, g)
         attn = self.attn_dropout(attn)
         if self.causal:
             future = torch.ones(g, g, dtype=torch.bool, device=attn.device).triu(1)

@@ -20,7 +20,7 @@ class RotaryEmbedding(nn.Module):
         theta: base of the geometric frequency ladder.
 
     Shapes:
-        x: ``(..., N, D)`` with ``D >= dim``; output: same.
+        x: ``(..., N, D)`` (or N at ``seq_dim``) with ``D >= dim``; output: same.
     """
 
     def __init__(self, dim: int, theta: float = 10000.0):
@@ -31,12 +31,13 @@ class RotaryEmbedding(nn.Module):
         inv_freq = theta ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
         self.register_buffer("inv_freq", inv_freq.float(), persistent=False)
 
-    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        n = x.shape[-2]
+    def forward(self, x: torch.Tensor, offset: int = 0, seq_dim: int = -2) -> torch.Tensor:
+        n = x.shape[seq_dim]
         pos = torch.arange(offset, offset + n, device=x.device, dtype=torch.float32)
         angles = torch.outer(pos, self.inv_freq.to(x.device, torch.float32)).to(
             x.dtype
         )  # (N, dim/2)
+        angles = angles.view(n, *([1] * (-seq_dim - 2)), -1)  # broadcast over dims after N
         cos, sin = angles.cos(), angles.sin()
         rot, rest = x[..., : self.dim], x[..., self.dim :]
         even, odd = rot[..., 0::2], rot[..., 1::2]  # (..., N, dim/2)
