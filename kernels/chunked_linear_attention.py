@@ -55,7 +55,7 @@ def chunked_linear_attention_torch(
     qb, kb, vb = (F.pad(t, (0, 0, 0, pad)).view(b, h, nb, c, -1) for t in (q, k, v))
     # Running state before each block: exclusive prefix sum of per-block k^T v.
     block_kv = kb.transpose(-1, -2) @ vb  # (B, H, nb, D, Dv)
-    state = torch.cumsum(block_kv, dim=2) - block_kv
+    state = F.pad(torch.cumsum(block_kv, dim=2)[:, :, :-1], (0, 0, 0, 0, 1, 0))
     inter = qb @ state  # (B, H, nb, C, Dv)
     causal_mask = torch.ones(c, c, dtype=torch.bool, device=q.device).tril()
     scores = (qb @ kb.transpose(-1, -2)).masked_fill(~causal_mask, 0)  # (B, H, nb, C, C)

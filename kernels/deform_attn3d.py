@@ -72,9 +72,14 @@ def _check_inputs(
             "value, sampling_locations and attention_weights must share a dtype, got "
             f"{value.dtype}, {sampling_locations.dtype}, {attention_weights.dtype}"
         )
-    if int(spatial_shapes.prod(1).sum()) != s:
+    sizes = spatial_shapes.prod(1)
+    if int(sizes.sum()) != s:
+        raise ValueError(f"value has S={s} keys but spatial_shapes sums to {int(sizes.sum())}")
+    starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
+    if not torch.equal(level_start_index.to(starts), starts):
         raise ValueError(
-            f"value has S={s} keys but spatial_shapes sums to {int(spatial_shapes.prod(1).sum())}"
+            f"level_start_index {level_start_index.tolist()} does not match the level sizes "
+            f"of spatial_shapes (expected {starts.tolist()})"
         )
 
 

@@ -137,6 +137,7 @@ def test_cpu_tensors_run_the_torch_path(monkeypatch):
         (lambda a: (*a[:3], a[3][..., :2], a[4]), "sampling_locations"),
         (lambda a: (*a[:4], a[4][..., :1]), "attention_weights"),
         (lambda a: (a[0][:, :-1], *a[1:]), "S="),
+        (lambda a: (*a[:2], a[2].flip(0), *a[3:]), "level_start_index"),
     ],
 )
 def test_inconsistent_inputs_raise_value_error(mutate, match):
