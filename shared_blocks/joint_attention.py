@@ -71,17 +71,16 @@ class FFConvM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.silu(self.linear(self.norm(x)))  # (B, N, Cout)
         n, k = h.shape[1], self.conv.kernel_size[0]
-        # (B, N, C) memory seen as a channels-last (B, C, 1, N) image: the depthwise conv runs
-        # without transposing copies. Causal: pad k-1 on both sides and keep the first N
-        # outputs, so output t only sees inputs <= t.
+        # Causal: pad k-1 on both sides and keep the first N outputs (output t sees inputs <= t).
         pad = k - 1 if self.causal else (k - 1) // 2
+        # The residual h + conv(h) is folded into the tap that reads position t itself.
+        weight = self.conv.weight.unsqueeze(2)  # (C, 1, 1, k)
+        weight = weight + (torch.arange(k, device=weight.device) == pad).to(weight.dtype)
+        # (B, N, C) memory seen as a channels-last (B, C, 1, N) image: no transposing copies.
         conv = F.conv2d(
-            h.transpose(1, 2).unsqueeze(2),
-            self.conv.weight.unsqueeze(2),
-            padding=(0, pad),
-            groups=h.shape[-1],
+            h.transpose(1, 2).unsqueeze(2), weight, padding=(0, pad), groups=h.shape[-1]
         )
-        return self.dropout(h + conv.squeeze(2)[..., :n].transpose(1, 2))
+        return self.dropout(conv.squeeze(2)[..., :n].transpose(1, 2))
 
 
 @BLOCKS.register_module()
