@@ -2,7 +2,8 @@
 
 Every speaker is an espeak-ng voice (accent + voice variant) with its own pitch, word gap
 and speaking rate. Splits use disjoint voice variants, so val/test speakers are never heard in
-training. Each mixture sums K utterances of K different speakers, truncated to the shortest
+training. Each mixture sums K utterances of K speakers with different variants and pitch bands
+(as male/female pairs dominate LibriMix), truncated to the shortest
 ("min" mode, as LibriMix), with the sources rescaled to a random SNR in [-5, 5] dB relative to
 the first one, then jointly scaled to a random peak. Files and the metadata csv follow
 ``Libri{K}Mix/wav8k/min/{train-100,dev,test}/{mix_clean,s1..sK}`` and
@@ -46,6 +47,8 @@ VARIANTS = {
     "test": ("m6", "f4", "Andrea", "belinda", "Lee", "Mario", "victor", "anika"),
 }  # fmt: skip
 SPLITS = {"train": "train-100", "val": "dev", "test": "test"}
+# espeak-ng pitch (0-99) ranges; the talkers of one mixture come from different bands.
+PITCH_BANDS = ((5, 30), (40, 60), (70, 95))
 _VOCABULARY = (
     "the a one two three four five six seven eight nine ten red green blue yellow black white "
     "house tree river stone cloud water fire light night morning evening city garden window "
@@ -99,17 +102,20 @@ def speak(speaker: Speaker, text: str, sample_rate: int) -> torch.Tensor:
     return audio / audio.abs().max().clamp(min=1e-8)
 
 
-def make_speakers(split: str, rng: np.random.Generator, n: int) -> list[Speaker]:
-    variants = VARIANTS[split]
+def make_speakers(split: str, rng: np.random.Generator) -> list[list[Speaker]]:
+    """``speakers[v][b]``: one speaker per voice variant ``v`` and pitch band ``b``."""
     return [
-        Speaker(
-            accent=ACCENTS[int(rng.integers(len(ACCENTS)))],
-            variant=variants[i % len(variants)],
-            pitch=int(rng.integers(15, 85)),
-            gap=int(rng.integers(0, 6)),
-            rate=int(rng.integers(130, 200)),
-        )
-        for i in range(n)
+        [
+            Speaker(
+                accent=ACCENTS[int(rng.integers(len(ACCENTS)))],
+                variant=variant,
+                pitch=int(rng.integers(*band)),
+                gap=int(rng.integers(0, 6)),
+                rate=int(rng.integers(130, 200)),
+            )
+            for band in PITCH_BANDS
+        ]
+        for variant in VARIANTS[split]
     ]
 
 
@@ -128,20 +134,21 @@ def make_split(
 ) -> None:
     """Write ``count`` mixtures of one split and its metadata csv."""
     base = out / f"Libri{num_spks}Mix" / f"wav{sample_rate // 1000}k" / "min"
-    speakers = make_speakers(split, rng, 3 * len(VARIANTS[split]))
+    speakers = make_speakers(split, rng)
     rows = []
     for i in tqdm(range(count), desc=f"synth {split}", unit="mix"):
-        # K different variants, then one speaker of each (speakers[i] has variant i % V).
+        # K different variants in K different pitch bands, in random order.
         variants = rng.choice(len(VARIANTS[split]), size=num_spks, replace=False)
-        chosen = [int(v + len(VARIANTS[split]) * rng.integers(3)) for v in variants]
-        utts = [speak(speakers[c], sentence(rng, words), sample_rate) for c in chosen]
+        bands = rng.choice(len(PITCH_BANDS), size=num_spks, replace=False)
+        chosen = [speakers[v][b] for v, b in zip(variants, bands, strict=True)]
+        utts = [speak(c, sentence(rng, words), sample_rate) for c in chosen]
         length = min(len(u) for u in utts)
         gains_db = np.concatenate([[0.0], rng.uniform(-5, 5, size=num_spks - 1)])
         pairs = zip(utts, gains_db, strict=True)
         sources = torch.stack([u[:length] / u[:length].std() * 10 ** (g / 20) for u, g in pairs])
         mix = sources.sum(0)
         scale = float(rng.uniform(0.3, 0.9)) / float(mix.abs().max())
-        mixture_id = "_".join(f"{speakers[c].name}" for c in chosen) + f"_{i:05d}"
+        mixture_id = "_".join(c.name for c in chosen) + f"_{i:05d}"
         paths = {"mix_clean": base / split / "mix_clean" / f"{mixture_id}.wav"}
         write_audio(paths["mix_clean"], mix * scale, sample_rate)
         for k in range(num_spks):

@@ -1,0 +1,32 @@
+"""Shared fixtures: tiny espeak-ng worlds generated once per session, single-threaded torch.
+
+Torch's intra-op threads are limited to 1 for these tests: with other processes on the same
+2 cores, OpenMP threads spinning against each other make CPU training ~20x slower.
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tessera.datamodules.separation import synth
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_world(tmp_path_factory, name: str, **sizes) -> Path:
+    if not synth.espeak_available():
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng); needed to synthesise")
+    return synth.generate(tmp_path_factory.mktemp(name), **sizes)
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory) -> Path:
+    """6 train, 2 val, 3 test mixtures at 8 kHz (seed 3)."""
+    return make_world(tmp_path_factory, "small-world", seed=3, train=6, val=2, test=3)
