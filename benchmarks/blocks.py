@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import partial
 
 import torch
@@ -116,6 +117,8 @@ def bench_joint(bench: Bench) -> None:
 
 
 def run(bench: Bench) -> None:
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    bench.note(f"system load average (1, 5, 15 min) at start: {load} on {os.cpu_count()} cores.")
     bench.note(
         f"kernels backend on CPU: torch; torch threads {torch.get_num_threads()}; fp32, no_grad."
     )
