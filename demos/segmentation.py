@@ -111,10 +111,14 @@ def build_demo() -> gr.Blocks:
                 table = gr.Dataframe(
                     headers=["class", "area %"], label="Area per class", elem_id="seg-areas"
                 )
-                gates = gr.Plot(label="Sentence attention gates", visible=False)
+                gates = gr.Plot(
+                    label="Sentence attention gates", visible=False, elem_id="seg-gates"
+                )
         examples = _examples()
         if examples:
-            gr.Examples(examples, inputs=[image, mode, question], label="Examples")
+            gr.Examples(
+                examples, inputs=[image, mode, question], label="Examples", elem_id="seg-examples"
+            )
         run.click(
             segment,
             [image, mode, question, opacity],

@@ -42,6 +42,18 @@ def create_backbone(name: str, pretrained: bool, out_indices: Sequence[int]) -> 
     )
 
 
+class MeanStd(nn.Module):
+    """Fixed per-channel normalisation with a timm ``pretrained_cfg``'s mean and std."""
+
+    def __init__(self, cfg: dict):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg["std"]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
 class FullAttention2d(nn.Module):
     """Global self-attention over all H*W positions (the O(N^2) peer of axial attention).
 
@@ -95,9 +107,7 @@ class SemanticSegmenter(nn.Module):
     ):
         super().__init__()
         self.backbone = create_backbone(backbone, pretrained, out_indices)
-        cfg = self.backbone.pretrained_cfg
-        self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(cfg["std"]).view(1, 3, 1, 1), persistent=False)
+        self.input_norm = MeanStd(self.backbone.pretrained_cfg)
         channels = self.backbone.feature_info.channels()
         self.lateral = nn.ModuleList(_conv_bn_relu(c, decoder_dim) for c in channels)
         attention = {
@@ -115,7 +125,7 @@ class SemanticSegmenter(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         _check_image(image)
-        feats = self.backbone((image - self.mean) / self.std)
+        feats = self.backbone(self.input_norm(image))
         y = self.lateral[-1](feats[-1])  # (B, D, h, w), coarsest
         y = y + self.bottleneck_norm(self.bottleneck(y))
         for lateral, f in zip(self.lateral[-2::-1], feats[-2::-1], strict=True):
@@ -155,6 +165,13 @@ class SentenceAttentionSegmenter(nn.Module):
         dropout: dropout before the classifier (0.5 in the paper).
         hidden_mult: SAB hidden width as a multiple of the text dim (4 in the paper).
         use_sab: False removes the blocks (ablation/benchmark: the text is then unused).
+        input_norm: ``instance`` (the paper: ``InstanceNorm2d(3, track_running_stats=True)``,
+            per-image statistics in training, running ones in eval) or ``mean_std`` (the
+            backbone's fixed mean/std, which keeps absolute colours: the tiny config's
+            choice, since its questions name colours).
+        rescale_gates: multiply each scale's gated features by its channel count C_s, so a
+            uniform gate is the identity (the paper: False, features shrink by ~1/C_s; the
+            tiny config sets True, which trains much faster from scratch).
 
     Shapes:
         image: ``(B, 3, H, W)``, texts: B strings (or ``embedding`` ``(B, d)``)
@@ -170,11 +187,19 @@ class SentenceAttentionSegmenter(nn.Module):
         dropout: float = 0.5,
         hidden_mult: int = 4,
         use_sab: bool = True,
+        input_norm: Literal["instance", "mean_std"] = "instance",
+        rescale_gates: bool = False,
     ):
         super().__init__()
+        self.rescale_gates = rescale_gates
         self.text_encoder = build_text_encoder(text_encoder)
-        self.input_norm = nn.InstanceNorm2d(3, track_running_stats=True)
         self.backbone = create_backbone(backbone, pretrained, out_indices)
+        if input_norm == "instance":
+            self.input_norm = nn.InstanceNorm2d(3, track_running_stats=True)
+        elif input_norm == "mean_std":
+            self.input_norm = MeanStd(self.backbone.pretrained_cfg)
+        else:
+            raise ValueError(f"input_norm must be 'instance' or 'mean_std', got {input_norm!r}")
         channels = self.backbone.feature_info.channels()
         dim = self.text_encoder.dim
         self.sab = (
@@ -215,6 +240,8 @@ class SentenceAttentionSegmenter(nn.Module):
         feats = self.backbone(self.input_norm(image))
         if self.sab is not None:
             feats = [block(f, embedding) for block, f in zip(self.sab, feats, strict=True)]
+            if self.rescale_gates:
+                feats = [f * f.shape[1] for f in feats]
         y = feats[-1]
         for merge, f in zip(self.merge[::-1], feats[-2::-1], strict=True):
             y = merge(y, f)

@@ -180,7 +180,8 @@ class ReferringSegmentation(SegmentationTask):
         freeze_text: keep the text encoder's weights fixed.
         threshold: probability above which a pixel is in the mask.
         dice_weight: weight of the soft Dice term.
-        backbone, pretrained, out_indices, dropout, hidden_mult, use_sab: see
+        backbone, pretrained, out_indices, dropout, hidden_mult, use_sab, input_norm,
+            rescale_gates: see
             :class:`~tessera.apps.segmentation.model.SentenceAttentionSegmenter`.
         lr, weight_decay, warmup_steps: see :class:`SegmentationTask`.
     """
@@ -199,6 +200,8 @@ class ReferringSegmentation(SegmentationTask):
         dropout: float = 0.5,
         hidden_mult: int = 4,
         use_sab: bool = True,
+        input_norm: Literal["instance", "mean_std"] = "instance",
+        rescale_gates: bool = False,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         warmup_steps: int = 50,
@@ -207,7 +210,15 @@ class ReferringSegmentation(SegmentationTask):
         self.save_hyperparameters()
         self.threshold, self.dice_weight = threshold, dice_weight
         self.net = SentenceAttentionSegmenter(
-            text_encoder, backbone, pretrained, out_indices, dropout, hidden_mult, use_sab
+            text_encoder,
+            backbone,
+            pretrained,
+            out_indices,
+            dropout,
+            hidden_mult,
+            use_sab,
+            input_norm,
+            rescale_gates,
         )
         if freeze_text:
             self.net.text_encoder.requires_grad_(False)

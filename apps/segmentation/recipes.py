@@ -96,8 +96,11 @@ def update_registry(name: str, entry: dict) -> None:
 
 def train(names: list[str] | None = None) -> None:
     """Re-train the shipped segmentation checkpoints (all by default)."""
+    import torch
+
     from tessera.datamodules.segmentation.synth import generate
 
+    torch.set_num_threads(1)  # small convolutions: one thread is fastest on a shared CPU
     with tempfile.TemporaryDirectory(prefix="tessera-seg-") as tmp:
         world = generate(Path(tmp) / "world", WORLD["seed"], WORLD["splits"], WORLD["size"])
         for name in names or list(RECIPES):

@@ -66,6 +66,8 @@ def test_bad_inputs_raise_clear_errors():
         net(torch.rand(2, 3, 32, 32), ["x"])
     with pytest.raises(ValueError, match="empty question"):
         net(torch.rand(1, 3, 32, 32), ["  "])
+    with pytest.raises(ValueError, match="input_norm"):
+        SentenceAttentionSegmenter(input_norm="batch", **TINY)
     with pytest.raises(ValueError, match="class_path"):
         build_text_encoder({"init_args": {}})
 
