@@ -184,3 +184,17 @@ def test_export_load_and_evaluate(trained, world, tmp_path, capsys, mode):
 def test_evaluate_unknown_checkpoint_is_a_message(capsys, world):
     assert main(["evaluate", "--checkpoint", "nope", "--data", str(world)]) == 2
     assert "registered segmentation checkpoints" in capsys.readouterr().err
+
+
+def test_synth_command_writes_all_layouts(tmp_path):
+    out = tmp_path / "w"
+    assert (
+        main(
+            ["synth", "--out", str(out), "--seed", "2", "--train", "2", "--val", "0", "--test", "1"]
+        )
+        == 0
+    )
+    assert len(list((out / "img_dir" / "train").glob("*.png"))) == 2
+    assert (out / "grounding" / "test_grounding.json").is_file()
+    assert (out / "refcoco" / "refcoco" / "refs(unc).p").is_file()
+    assert not (out / "grounding" / "val_grounding.json").exists()
