@@ -50,6 +50,7 @@ def export(module, path: str | Path, data: dict | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata=metadata)
+    path.chmod(0o644)
     return path
 
 

@@ -68,7 +68,7 @@ def train_one(name: str, world: Path, workdir: Path, max_steps: int | None = Non
         f"tessera segmentation synth --out world --seed {WORLD['seed']} "
         + " ".join(f"--{k} {v}" for k, v in WORLD["splits"].items())
         + f" && tessera segmentation fit -c apps/segmentation/configs/{recipe['config']}"
-        + f" --data.init_args.data_root world/{recipe['data']}"
+        + f" --data.init_args.data_root {Path('world') / recipe['data']}"
         + " (or: python -m tessera.apps.checkpoints segmentation)"
     )
     return {
