@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
@@ -25,6 +26,7 @@ class SeparationModule(L.LightningModule):
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         warmup_steps: linear learning-rate warm-up.
+        lr_schedule: ``cosine`` (decay to 0 over the run's steps) or ``constant`` after warm-up.
         weights: initial weights, a registry name or a ``.safetensors``/``.ckpt`` file
             (fine-tuning, or prediction with a shipped checkpoint).
         chunk_seconds, overlap_seconds: overlap-add windows for prediction.
@@ -41,6 +43,7 @@ class SeparationModule(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 1e-5,
         warmup_steps: int = 0,
+        lr_schedule: str = "cosine",
         weights: str | None = None,
         chunk_seconds: float = 4.0,
         overlap_seconds: float = 1.0,
@@ -125,6 +128,17 @@ class SeparationModule(L.LightningModule):
         opt = torch.optim.AdamW(
             self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
+        if self.hparams.lr_schedule not in ("cosine", "constant"):
+            raise ValueError(
+                f"lr_schedule must be 'cosine' or 'constant', got {self.hparams.lr_schedule!r}"
+            )
         warmup = max(1, self.hparams.warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        cosine = self.hparams.lr_schedule == "cosine"
+
+        def factor(step: int) -> float:
+            decay = 0.5 * (1 + math.cos(math.pi * min(step, total) / total)) if cosine else 1.0
+            return min(1.0, (step + 1) / warmup) * decay
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

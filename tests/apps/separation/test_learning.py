@@ -53,4 +53,5 @@ def test_tiny_config_learns_to_separate(world, request):
     )  # fmt: skip
     trainer.fit(module, datamodule=data)
     end = held_out_si_sdri(module, data)
+    print(f"held-out SI-SDRi {start:.2f} -> {end:.2f} dB after {STEPS} steps")
     assert end - start >= 3.0, f"SI-SDRi {start:.2f} -> {end:.2f} dB after {STEPS} steps"
