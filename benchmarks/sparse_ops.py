@@ -216,7 +216,7 @@ def _plot_scaling(curve: dict[str, list[tuple[int, float]]], path) -> None:
             ax.loglog(ns, [t * 1e3 for t in times], marker="o", label=name)
     ax.set_xlabel("sequence length N")
     ax.set_ylabel("forward time (ms)")
-    ax.set_title("causal linear attention, B=1, H=1, D=64 (CPU, 1 thread)")
+    ax.set_title("causal linear attention (B=1, H=1, D=64, CPU, 1 thread)", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
