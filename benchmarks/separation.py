@@ -81,8 +81,8 @@ def _training_rows(bench) -> None:
     if not espeak_available():
         bench.note("MossFormer vs Conv-TasNet training comparison skipped: no espeak-ng")
         return
-    steps = 40 if bench.quick else 600
-    sizes = dict(train=40, val=0, test=10) if bench.quick else dict(train=300, val=0, test=40)
+    steps = 100 if bench.quick else 400
+    sizes = dict(train=60, val=0, test=10) if bench.quick else dict(train=200, val=0, test=20)
     with tempfile.TemporaryDirectory() as tmp:
         world = generate(Path(tmp) / "world", seed=7, **sizes)
         for config in ("tiny", "convtasnet_tiny"):
