@@ -46,7 +46,8 @@ def chunked_linear_attention_torch(
     """Exact PyTorch path; the causal case is block-tiled and fully vectorised over blocks."""
     n = q.shape[2]
     if not causal:
-        return q @ (k.transpose(-1, -2) @ v) / n
+        # 1/N on the (D, Dv) state, not on the (N, Dv) output: one pass over N fewer.
+        return q @ (k.transpose(-1, -2) @ v / n)
     b, h = q.shape[:2]
     dv = v.shape[-1]
     c = min(TORCH_BLOCK, n)

@@ -69,7 +69,8 @@ class FFConvM(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.silu(self.linear(self.norm(x)))  # (B, N, Cout)
+        # In inference SiLU overwrites the Linear output (fresh large CPU buffers cost page faults).
+        h = F.silu(self.linear(self.norm(x)), inplace=not torch.is_grad_enabled())  # (B, N, Cout)
         n, k = h.shape[1], self.conv.kernel_size[0]
         # Causal: pad k-1 on both sides and keep the first N outputs (output t sees inputs <= t).
         pad = k - 1 if self.causal else (k - 1) // 2
@@ -149,10 +150,17 @@ class JointAttention(nn.Module):
             shifted = torch.cat((F.pad(delayed, (0, 0, 1, -1)), kept), dim=-1)
         vu = self.to_hidden(shifted)  # (B, N, hidden) = [v | u]
         v, u = vu.chunk(2, dim=-1)  # (B, N, hidden/2) each
-        qk = self.to_qk(shifted).unsqueeze(-2) * self.gamma + self.beta  # (B, N, 4, Dqk)
-        quad_q, lin_q, quad_k, lin_k = self.rotary(qk, seq_dim=-3).unbind(-2)
+        # One contiguous (B, N, Dqk) slab per use (quad_q, lin_q, quad_k, lin_k) for the matmuls.
+        qk = torch.addcmul(self.beta[:, None, None], self.to_qk(shifted), self.gamma[:, None, None])
+        rot = self.rotary.dim  # rotated in place: the rotary only saves its cos/sin for backward
+        qk[..., :rot] = self.rotary(qk[..., :rot])
+        quad_q, lin_q, quad_k, lin_k = qk.unbind(0)  # (B, N, Dqk) each
         att_v, att_u = self.attend(quad_q, lin_q, quad_k, lin_k, vu).chunk(2, dim=-1)
-        return x + self.to_out((att_u * v) * torch.sigmoid(att_v * u))
+        if torch.is_grad_enabled():
+            gated = (att_u * v) * torch.sigmoid(att_v * u)
+        else:  # same product, written into the attention output instead of new buffers
+            gated = att_u.mul_(v).mul_(att_v.mul_(u).sigmoid_())
+        return self.to_out(gated).add_(x)  # the convolution output is not saved for backward
 
     def attend(
         self,
@@ -171,29 +179,33 @@ class JointAttention(nn.Module):
         Returns:
             ``(B, N, Dv)``.
         """
-        b, n, _ = values.shape
+        b, n, dv = values.shape
         g = self.group_size
         groups = -(-n // g)
         # Zero padding: padded keys give relu(0)² = 0 and padded values are 0, so nothing leaks.
         pad = groups * g - n
         chunk = [
-            (F.pad(t, (0, 0, 0, pad)) if pad else t).view(b, groups, g, -1)
+            (F.pad(t, (0, 0, 0, pad)) if pad else t).view(b * groups, g, -1)
             for t in (quad_q, quad_k, lin_q, lin_k, values)
         ]
-        qq, qk, lq, lk, vv = chunk  # (B, G, g, D)
-        attn = F.relu((qq / g) @ qk.transpose(-1, -2)).square()  # (B, G, g, g)
+        qq, qk, lq, lk, vv = chunk  # (B G, g, D)
+        # In place where autograd allows it: bmm saves only its inputs, relu_ its own output.
+        attn = (qq @ qk.transpose(-1, -2)).div_(g).relu_()  # (B G, g, g)
+        attn = attn.square() if torch.is_grad_enabled() else attn.square_()
         attn = self.attn_dropout(attn)
         if self.causal:
             future = torch.ones(g, g, dtype=torch.bool, device=attn.device).triu(1)
-            attn = attn.masked_fill(future, 0.0)
-        local = (attn @ vv).view(b, groups * g, -1)[:, :n]
+            attn = attn.masked_fill_(future, 0.0)
         if not self.causal:
             glob = kernels.chunked_linear_attention(
                 lin_q.unsqueeze(1), lin_k.unsqueeze(1), values.unsqueeze(1), causal=False
-            ).squeeze(1)
+            ).squeeze(1)  # (B, N, Dv)
+            glob = F.pad(glob, (0, 0, 0, pad)) if pad else glob
         else:
-            glob = self._chunk_causal_global(lq, lk, vv)[:, :n]
-        return local + glob
+            glob = self._chunk_causal_global(*(t.view(b, groups, g, -1) for t in (lq, lk, vv)))
+        # The local term is accumulated into the global one: no (N, Dv) temporaries.
+        out = glob.reshape(b * groups, g, dv).baddbmm_(attn, vv)
+        return out.view(b, groups * g, dv)[:, :n]
 
     @staticmethod
     def _chunk_causal_global(lq: torch.Tensor, lk: torch.Tensor, vv: torch.Tensor) -> torch.Tensor:
