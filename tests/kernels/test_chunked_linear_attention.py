@@ -112,3 +112,26 @@ def test_triton_kernels_compile_for_sm80_and_sm90(kernel, causal):
         constexprs,  # the fixed sequence block with the largest head and value blocks
         expect_tensor_cores=True,
     )
+
+
+@pytest.mark.gpu
+@pytest.mark.kernels
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("causal", [True, False])
+def test_cuda_half_precision_matches_naive(monkeypatch, dtype, causal):
+    monkeypatch.delenv("TESSERA_KERNELS", raising=False)
+    # Unit-scale features keep the 1/N-normalised output at O(1) for a fixed tolerance.
+    qkv = [t.cuda() / 8 for t in _qkv(1000, b=1, d=64, dv=64, dtype=torch.float64)]
+    half = [t.to(dtype).requires_grad_() for t in qkv]
+    assert CHUNKED_LINEAR_ATTENTION.select(*half, causal=causal)[0] == "triton"
+    ref_leaves = [t.clone().requires_grad_() for t in qkv]
+    ref = naive(*ref_leaves, causal)
+    out = chunked_linear_attention(*half, causal=causal)
+    tol = 1e-2 if dtype == torch.float16 else 4e-2
+    scale = ref.abs().max()
+    torch.testing.assert_close(out.double(), ref, rtol=tol, atol=tol * scale)
+    grad = torch.randn_like(ref)
+    grads = torch.autograd.grad(out, half, grad.to(dtype))
+    for g, r in zip(grads, torch.autograd.grad(ref, ref_leaves, grad), strict=True):
+        torch.testing.assert_close(g.double(), r, rtol=tol, atol=tol * r.abs().max())

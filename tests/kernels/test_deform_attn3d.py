@@ -196,3 +196,23 @@ def test_triton_kernels_compile_for_sm80_and_sm90(kernel):
         {"BLOCK_Q": 32, "BLOCK_D": 64},  # the fixed query block and the largest channel block
         expect_tensor_cores=False,  # gathers and FMAs only
     )
+
+
+@pytest.mark.gpu
+@pytest.mark.kernels
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cuda_half_precision_matches_fp32_torch_path(monkeypatch, dtype):
+    monkeypatch.delenv("TESSERA_KERNELS", raising=False)
+    args = [t.cuda() for t in _inputs(SHAPES, nq=100, dh=32, dtype=torch.float32)]
+    half = [t.to(dtype).requires_grad_() if t.is_floating_point() else t for t in args]
+    assert DEFORM_ATTN3D.select(*half)[0] == "triton"
+    ref_leaves = [t.clone().requires_grad_() for t in (args[0], args[3], args[4])]
+    ref = deform_attn3d_torch(ref_leaves[0], args[1], args[2], ref_leaves[1], ref_leaves[2])
+    out = deform_attn3d(*half)
+    tol = 2e-2 if dtype == torch.float16 else 6e-2
+    torch.testing.assert_close(out.float(), ref, rtol=tol, atol=tol)
+    grad = torch.randn_like(ref)
+    grads = torch.autograd.grad(out, (half[0], half[3], half[4]), grad.to(dtype))
+    for g, r in zip(grads, torch.autograd.grad(ref, ref_leaves, grad), strict=True):
+        torch.testing.assert_close(g.float(), r, rtol=tol, atol=tol * max(1.0, r.abs().max()))

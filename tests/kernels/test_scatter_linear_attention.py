@@ -157,3 +157,24 @@ def test_triton_kernels_compile_for_sm80_and_sm90(kernel):
         blocks,
         expect_tensor_cores=True,
     )
+
+
+@pytest.mark.gpu
+@pytest.mark.kernels
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cuda_half_precision_matches_fp32_torch_path(monkeypatch, dtype):
+    monkeypatch.delenv("TESSERA_KERNELS", raising=False)
+    offsets = _offsets(LENGTHS).cuda()
+    qkv = [t.cuda() for t in _qkv(sum(LENGTHS), h=4, d=32, dv=32, dtype=torch.float32)]
+    half = [t.to(dtype).requires_grad_() for t in qkv]
+    assert SCATTER_LINEAR_ATTENTION.select(*half, offsets)[0] == "triton"
+    ref_leaves = [t.clone().requires_grad_() for t in qkv]
+    ref = scatter_linear_attention_torch(*ref_leaves, offsets)
+    out = scatter_linear_attention(*half, offsets)
+    tol = 2e-2 if dtype == torch.float16 else 6e-2
+    torch.testing.assert_close(out.float(), ref, rtol=tol, atol=tol)
+    grad = torch.randn_like(ref)
+    grads = torch.autograd.grad(out, half, grad.to(dtype))
+    for g, r in zip(grads, torch.autograd.grad(ref, ref_leaves, grad), strict=True):
+        torch.testing.assert_close(g.float(), r, rtol=tol, atol=tol * max(1.0, r.abs().max()))
