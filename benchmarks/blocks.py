@@ -4,10 +4,17 @@
   before timing) on 64x64 and 128x128 grids with C=64, plus full attention over all pixels for
   the memory comparison.
 * ``JointAttention`` (MossFormer unit) vs ``flash-pytorch``'s ``FLASH`` (the FLASH gated
-  attention unit MossFormer builds on) at dim 256 and N in {1k, 8k, 32k}. Same family, not
-  identical math: MossFormer adds a depthwise k=17 convolution and a norm to each of its three
-  projections, FLASH adds a T5 relative position bias; widths are matched (``v``/``u`` of
-  2*dim each, query/key 128, group 256, rotary on 32 dims, token shift on).
+  attention unit MossFormer builds on) at dim 256 and N in {1k, 8k, 32k}, with 1 and 2 torch
+  threads. Same family, not the same math, so every case carries its own FLOP count
+  (``_joint_flops`` / ``_flash_flops``) and the table gives GFLOP/s besides time. Both use
+  query/key 128, group 256, rotary on 32 dims and token shift. ``FLASH`` with expansion 2 (the
+  published default) has our projection widths (dim -> 4 dim, 2 dim -> dim) but attends only
+  ``v`` (2 dim wide); ours attends ``[v u]`` (4 dim wide), so it does ~1.4x the FLOPs.
+  ``FLASH`` with expansion 4 attends a value of our width (4 dim) but then projects dim -> 8 dim
+  and 4 dim -> dim (~1.4x our FLOPs). What no setting matches: ours adds a ScaleNorm and a
+  depthwise k=17 convolution to each of its three projections and gates with
+  ``(att_u * v) * sigmoid(att_v * u)``; FLASH has one LayerNorm, a T5 relative position bias
+  on the local scores and gates with ``gate * att_v``.
 """
 
 from __future__ import annotations
@@ -72,7 +79,7 @@ def bench_axial(bench: Bench) -> None:
     )
 
 
-def _flash_pair(dim: int):
+def _flash_pair(dim: int, expansion_factor: float = 2.0):
     from flash_pytorch import FLASH
     from rotary_embedding_torch import RotaryEmbedding
 
@@ -80,7 +87,7 @@ def _flash_pair(dim: int):
         dim=dim,
         group_size=256,
         query_key_dim=128,
-        expansion_factor=2.0,
+        expansion_factor=expansion_factor,
         rotary_pos_emb=RotaryEmbedding(dim=32),
         norm_klass=nn.LayerNorm,
         shift_tokens=True,
@@ -89,31 +96,115 @@ def _flash_pair(dim: int):
     return ours, peer
 
 
+# FLOP counts of one forward: a multiply-add is 2, any other op 1 per element (norms 3, SiLU,
+# sigmoid, bias, relu², gating, residual 1 each). Local attention runs over N rounded up to g.
+QK, GROUP, ROT, KSIZE = 128, 256, 32, 17
+
+
+def _joint_flops(n: int, dim: int, hidden: int) -> float:
+    """``JointAttention``: three ``FFConvM`` (ScaleNorm, Linear, SiLU, depthwise conv), offset,
+    rotary, local relu² and global linear attention on ``[v u]`` (``hidden`` wide), gate."""
+    n_pad = -(-n // GROUP) * GROUP
+    outs = hidden + QK + dim  # output widths of to_hidden, to_qk, to_out
+    proj = 2 * dim * hidden + 2 * dim * QK + 2 * (hidden // 2) * dim + 2 * outs
+    per_token = (
+        3 * (2 * dim + hidden // 2)  # ScaleNorm on the inputs of the three projections
+        + proj  # Linear + bias, SiLU
+        + 2 * KSIZE * outs  # depthwise convolutions (residual folded into a tap)
+        + 2 * 4 * QK
+        + 3 * 4 * ROT  # offset-scale, rotary
+        + 4 * QK * hidden  # global: k^T v and q (k^T v)
+        + 3 * (hidden // 2)  # gate
+        + dim  # residual
+    )
+    local = n_pad * (2 * GROUP * QK + 3 * GROUP + 2 * GROUP * hidden)
+    return float(n * per_token + local)
+
+
+def _flash_flops(n: int, dim: int, expansion_factor: float) -> float:
+    """``FLASH``: LayerNorm, Linear + SiLU to ``[v gate]`` and qk, offset, rotary, local relu²
+    with T5 bias and global linear attention on ``v`` (``e * dim`` wide), gate, Linear."""
+    n_pad = -(-n // GROUP) * GROUP
+    hid = int(expansion_factor * dim)
+    linears = 2 * dim * 2 * hid + 2 * dim * QK + 2 * hid * dim
+    bias_silu = 2 * (2 * hid + QK) + dim  # SiLU only on the two input projections
+    per_token = (
+        5 * dim  # LayerNorm
+        + linears
+        + bias_silu
+        + 2 * 4 * QK
+        + 3 * 4 * ROT  # offset-scale, rotary
+        + 4 * QK * hid  # global: k^T v and q (k^T v)
+        + 2 * hid  # (local + global) * gate
+        + dim  # residual
+    )
+    local = n_pad * (2 * GROUP * QK + 4 * GROUP + 2 * GROUP * hid)
+    return float(n * per_token + local)
+
+
 def bench_joint(bench: Bench) -> None:
     dim = 256
     torch.manual_seed(0)
     ours, peer = _flash_pair(dim)
-    for n in (1024, 8192, 32768):
-        x = torch.randn(1, n, dim)
-        with torch.no_grad():
-            bench.compare(
-                {"block": "JointAttention", "N": n, "dim": dim},
-                {
-                    "flash-pytorch FLASH (peer)": partial(peer, x),
-                    "tessera JointAttention": partial(ours, x),
-                },
-                baseline="flash-pytorch FLASH (peer)",
-            )
+    _, peer_wide = _flash_pair(dim, expansion_factor=4.0)
+    names = {
+        "flash": "flash-pytorch FLASH e=2 (peer)",
+        "wide": "FLASH e=4 (attends our value width)",
+        "ours": "tessera JointAttention",
+    }
+    default_threads = torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for n in (1024, 8192, 32768):
+            x = torch.randn(1, n, dim)
+            flops = {
+                names["flash"]: _flash_flops(n, dim, 2.0),
+                names["wide"]: _flash_flops(n, dim, 4.0),
+                names["ours"]: _joint_flops(n, dim, ours.to_hidden.linear.out_features),
+            }
+            with torch.no_grad():
+                bench.compare(
+                    {"block": "JointAttention", "N": n, "dim": dim, "threads": threads},
+                    {
+                        names["flash"]: partial(peer, x),
+                        names["wide"]: partial(peer_wide, x),
+                        names["ours"]: partial(ours, x),
+                    },
+                    baseline=names["flash"],
+                    flops=flops,
+                )
+    torch.set_num_threads(default_threads)
     rows = [r for r in bench.rows if r.params.get("block") == "JointAttention"]
-    ours_ms = [
-        next(c.median_s for c in r.cases if c.name.startswith("tessera")) * 1e3 / r.params["N"]
-        for r in rows
-    ]
-    bench.note(
-        "JointAttention time per 1k tokens (ms) at N = 1k, 8k, 32k: "
-        + ", ".join(f"{t * 1e3:.2f}" for t in ours_ms)
-        + " (flat = linear growth in N)."
-    )
+    for r in rows:
+        n, got = r.params["N"], {c.name: c for c in r.cases}
+        mine = got[names["ours"]]
+        if mine.median_s is None:
+            continue
+        parts = []
+        for key in ("flash", "wide"):
+            peer_case = got[names[key]]
+            if peer_case.median_s is None:
+                continue
+            parts.append(
+                f"vs {names[key]}: time x{mine.median_s / peer_case.median_s:.2f}, "
+                f"GFLOP/s x{mine.extra['gflops'] / peer_case.extra['gflops']:.2f}"
+            )
+        bench.note(
+            f"JointAttention N={n}, {r.params['threads']} thread(s): "
+            f"{_joint_flops(n, dim, 4 * dim) / _flash_flops(n, dim, 2.0):.2f}x the FLOPs of "
+            "FLASH e=2; " + "; ".join(parts)
+        )
+    for threads in (1, 2):
+        ours_ms = [
+            next(c.median_s for c in r.cases if c.name == names["ours"]) * 1e3 / r.params["N"]
+            for r in rows
+            if r.params["threads"] == threads
+        ]
+        bench.note(
+            f"JointAttention time per 1k tokens (ms), {threads} thread(s), N = 1k, 8k, 32k: "
+            + ", ".join(f"{t * 1e3:.2f}" for t in ours_ms)
+            + " (flat = linear growth in N)."
+        )
 
 
 def run(bench: Bench) -> None:

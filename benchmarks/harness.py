@@ -148,13 +148,15 @@ class Bench:
         *,
         baseline: str,
         device: str | None = None,
-        flops: float | None = None,
+        flops: float | dict[str, float] | None = None,
         memory: bool = True,
     ) -> Row:
         """Measure every case of one row; ratio = case median / baseline median.
 
         A case that raises (e.g. out of memory at a large size) is recorded with its error
-        instead of stopping the benchmark. With ``flops`` the achieved GFLOP/s is recorded.
+        instead of stopping the benchmark. With ``flops`` (one count for every case, or a
+        ``{case name: count}`` dict when the cases do different work) the achieved GFLOP/s
+        is recorded.
         """
         results = []
         for case_name, fn in cases.items():
@@ -163,7 +165,8 @@ class Bench:
             except Exception as err:  # a row reports failures, it does not abort the run
                 results.append(CaseResult(case_name, None, None, None, None, error=repr(err)))
                 continue
-            extra = {"gflops": flops / statistics.median(times) / 1e9} if flops else {}
+            work = flops.get(case_name) if isinstance(flops, dict) else flops
+            extra = {"gflops": work / statistics.median(times) / 1e9} if work else {}
             results.append(
                 CaseResult(
                     case_name,

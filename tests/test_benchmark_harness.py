@@ -44,6 +44,22 @@ def test_compare_records_ratios_failures_and_writes_results(tmp_path, benchmarks
     assert "| n=256 | mm (baseline) |" in md.read_text()
 
 
+def test_flops_per_case(benchmarks):
+    bench = benchmarks[0].Bench("toy", warmup=0, repeats=1)
+    x = torch.randn(64, 64)
+    row = bench.compare(
+        {"n": 64},
+        {"mm": lambda: x @ x, "add": lambda: x + x, "copy": x.clone},
+        baseline="mm",
+        flops={"mm": 2 * 64**3, "add": 64**2},
+        memory=False,
+    )
+    by_name = {c.name: c for c in row.cases}
+    for name, work in (("mm", 2 * 64**3), ("add", 64**2)):
+        assert by_name[name].extra["gflops"] == pytest.approx(work / by_name[name].median_s / 1e9)
+    assert "gflops" not in by_name["copy"].extra  # no count given: no throughput
+
+
 def test_peak_memory_sees_a_large_allocation(benchmarks):
     bench = benchmarks[0].Bench("toy", warmup=0, repeats=1)
     _, peak_mb = bench.measure(lambda: torch.ones(64 * 2**20 // 4).sum())  # 64 MiB buffer
