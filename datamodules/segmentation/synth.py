@@ -6,7 +6,7 @@ The same scenes are written in three real layouts:
 
 - ``img_dir/<split>/<id>.png`` + ``ann_dir/<split>/<id>.png``: mmseg semantic layout, classes
   by shape kind (0 background, 1 circle, 2 square, 3 triangle), palette PNGs;
-- ``grounding/``: VizWiz-VQA-Grounding layout, one question per image
+- ``grounding/``: VizWiz-VQA-Grounding layout, several questions per scene
   (``<split>_grounding.json``, ``<split>/<id>.png``, ``binary_masks_png/<split>/<id>.png``);
 - ``refcoco/``: RefCOCO layout (``refcoco/refs(unc).p``, ``refcoco/instances.json`` with RLE
   masks, ``images/<id>.png``), one ref per shape plus gRefCOCO-style no-target refs.
@@ -204,8 +204,13 @@ def generate(
     splits: dict[str, int] | None = None,
     size: int = 64,
     progress: bool = True,
+    questions_per_image: int = 3,
 ) -> Path:
-    """Write the world to ``out`` (deterministic for ``seed``); returns ``out``."""
+    """Write the world to ``out`` (deterministic for ``seed``); returns ``out``.
+
+    Each scene gets ``questions_per_image`` grounding questions (VizWiz keys ``<id>.png``,
+    ``<id>_q1.png``, ...; the image files are hard links).
+    """
     out = Path(out)
     splits = {"train": 400, "val": 50, "test": 100} if splits is None else splits
     coco = {"images": [], "annotations": [], "categories": []}
@@ -217,25 +222,30 @@ def generate(
         if n <= 0:
             continue
         rng = np.random.default_rng([seed, split_index])
+        qrng = np.random.default_rng([seed, split_index, 1])
         questions = {}
         for i in range(n):
             item_id = f"{split}_{i:05d}"
             image, masks, shapes, semantic = render_scene(rng, size)
             img_path = write_image(out / "img_dir" / split / f"{item_id}.png", image)
             write_label(out / "ann_dir" / split / f"{item_id}.png", semantic)
-            # VizWiz-grounding layout
-            text, target, kind, answer = make_question(rng, shapes, masks)
-            name = f"{item_id}.png"
-            _link_or_copy(img_path, out / "grounding" / split / name)
-            write_label(out / "grounding" / "binary_masks_png" / split / name, target, binary=True)
-            questions[name] = {
-                "question": text,
-                "answers": [answer],
-                "answer_type": kind,
-                "height": size,
-                "width": size,
-            }
+            # VizWiz-grounding layout: the first question draws from the scene stream, extra
+            # ones (hard-linked copies of the image) from their own, so scenes do not change
+            for q in range(questions_per_image):
+                text, target, kind, answer = make_question(rng if q == 0 else qrng, shapes, masks)
+                name = f"{item_id}.png" if q == 0 else f"{item_id}_q{q}.png"
+                _link_or_copy(img_path, out / "grounding" / split / name)
+                mask_path = out / "grounding" / "binary_masks_png" / split / name
+                write_label(mask_path, target, binary=True)
+                questions[name] = {
+                    "question": text,
+                    "answers": [answer],
+                    "answer_type": kind,
+                    "height": size,
+                    "width": size,
+                }
             # RefCOCO layout: one ref per shape, one no-target ref per image
+            name = f"{item_id}.png"
             image_id = len(coco["images"]) + 1
             _link_or_copy(img_path, out / "refcoco" / "images" / name)
             coco["images"].append(
@@ -307,9 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val", type=int, default=50, help="val scenes (0 = omit)")
     parser.add_argument("--test", type=int, default=100, help="test scenes (0 = omit)")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
+    parser.add_argument("--questions", type=int, default=3, help="grounding questions per image")
     args = parser.parse_args(argv)
     splits = {"train": args.train, "val": args.val, "test": args.test}
-    generate(args.out, args.seed, splits, args.size)
+    generate(args.out, args.seed, splits, args.size, questions_per_image=args.questions)
     print(f"wrote the segmentation world to {args.out}")
     return 0
 

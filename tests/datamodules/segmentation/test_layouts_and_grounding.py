@@ -154,6 +154,9 @@ def test_synth_rle_masks_match_the_vizwiz_masks_layouts(world):
 
 
 def test_grounding_datamodule_vizwiz_and_refcoco(world):
+    items = read_vizwiz(world / "grounding", "val")  # 3 questions per scene
+    assert [i.item_id for i in items[:3]] == ["val_00000", "val_00000_q1", "val_00000_q2"]
+    assert len(items) == 9 and len({i.text for i in items[:3]}) > 1
     dm = GroundingDataModule(str(world / "grounding"), batch_size=3)
     batch = next(iter(dm.val_dataloader()))
     assert len(batch["text"]) == 3 and batch["label"].shape == (3, 64, 64)
