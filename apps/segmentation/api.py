@@ -164,8 +164,9 @@ class SegmentationPredictor:
             raise ValueError("text: a grounding checkpoint needs a non-empty question")
         embedding = self.module.net.encode_text([text])
         logits = self.module(x, embedding=embedding)
+        found = self.module.binarize(torch.sigmoid(logits[:, 0])).any()
         prob = torch.sigmoid(F.interpolate(logits, size=size, mode="bilinear", align_corners=False))
-        mask = (prob[0, 0] > self.module.threshold).long().cpu().numpy()
+        mask = ((prob[0, 0] > self.module.threshold) & found).long().cpu().numpy()
         gates = [g[0].cpu().numpy() for g in self.module.net.gates(embedding)]
         return SegmentationResult(img, mask, self.class_names, gates)
 

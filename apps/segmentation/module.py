@@ -179,6 +179,8 @@ class ReferringSegmentation(SegmentationTask):
         text_encoder: ``{class_path, init_args}`` of the sentence encoder (None = tiny).
         freeze_text: keep the text encoder's weights fixed.
         threshold: probability above which a pixel is in the mask.
+        min_area: a mask with fewer pixels (at the network input size) is emptied: the
+            "no referent" decision (GRES N-acc); set on validation data by the recipe.
         dice_weight: weight of the soft Dice term.
         backbone, pretrained, out_indices, dropout, hidden_mult, use_sab, input_norm,
             rescale_gates: see
@@ -193,6 +195,7 @@ class ReferringSegmentation(SegmentationTask):
         text_encoder: dict | None = None,
         freeze_text: bool = False,
         threshold: float = 0.5,
+        min_area: int = 0,
         dice_weight: float = 1.0,
         backbone: str = "lcnet_050",
         pretrained: bool = False,
@@ -208,7 +211,7 @@ class ReferringSegmentation(SegmentationTask):
     ):
         super().__init__(lr, weight_decay, warmup_steps)
         self.save_hyperparameters()
-        self.threshold, self.dice_weight = threshold, dice_weight
+        self.threshold, self.min_area, self.dice_weight = threshold, min_area, dice_weight
         self.net = SentenceAttentionSegmenter(
             text_encoder,
             backbone,
@@ -244,8 +247,13 @@ class ReferringSegmentation(SegmentationTask):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["item_id"]))
         return loss
 
+    def binarize(self, prob: torch.Tensor) -> torch.Tensor:
+        """``(B, H, W)`` probabilities -> masks, with the threshold and the min-area rule."""
+        mask = prob > self.threshold
+        return mask & (mask.flatten(1).sum(1) >= self.min_area)[:, None, None]
+
     def predict_mask(self, image, texts=None, embedding=None) -> torch.Tensor:
-        return torch.sigmoid(self(image, texts, embedding)[:, 0]) > self.threshold
+        return self.binarize(torch.sigmoid(self(image, texts, embedding)[:, 0]))
 
     def _eval_step(self, batch, metric: GroundingIoU) -> None:
         if is_empty_batch(batch):
@@ -271,17 +279,17 @@ class ReferringSegmentation(SegmentationTask):
             return []
         logits = self(batch["image"], batch["text"])
         out = []
+        small = self.binarize(torch.sigmoid(logits[:, 0]))  # (B, h, w) at network size
         for n, item_id in enumerate(batch["item_id"]):
             prob = torch.sigmoid(_resize_logits(logits[n], batch["orig_size"][n]))[0]
             item = {
                 "item_id": item_id,
                 "path": batch["path"][n],
                 "text": batch["text"][n],
-                "pred": (prob > self.threshold).cpu().numpy(),
+                "pred": ((prob > self.threshold) & small[n].any()).cpu().numpy(),
             }
             if "label" in batch:
-                small = (torch.sigmoid(logits[n, 0]) > self.threshold)[None]
-                inter, union, iou = sample_iou(small, batch["label"][n][None])
+                inter, union, iou = sample_iou(small[n][None], batch["label"][n][None])
                 item["iou"] = {"i": float(inter), "u": float(union), "iou": float(iou)}
             out.append(item)
         return out

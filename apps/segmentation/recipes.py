@@ -1,7 +1,8 @@
 """Training recipes of the shipped checkpoints (``make checkpoints``).
 
 Each recipe generates the synthetic world of the recorded seed, runs ``tessera segmentation
-fit`` with the tiny config, exports the weights to ``checkpoints/<name>.safetensors``,
+fit`` with the tiny config (grounding: then picks the mask threshold and the no-referent
+minimum area on the val split), exports the weights to ``checkpoints/<name>.safetensors``,
 evaluates them on the world's test split and writes the registry entry.
 """
 
@@ -44,7 +45,8 @@ def train_one(name: str, world: Path, workdir: Path, max_steps: int | None = Non
     """Fit, export and evaluate one checkpoint; returns its registry entry."""
     from tessera.apps.segmentation.api import export, load_module
     from tessera.apps.segmentation.cli import main
-    from tessera.apps.segmentation.evaluate import evaluate
+    from tessera.apps.segmentation.evaluate import calibrate_grounding, evaluate
+    from tessera.datamodules.segmentation import GroundingDataModule
 
     recipe = RECIPES[name]
     config_path = CONFIGS / recipe["config"]
@@ -62,6 +64,9 @@ def train_one(name: str, world: Path, workdir: Path, max_steps: int | None = Non
     main(argv)
     ckpt = sorted(workdir.rglob("*.ckpt"), key=os.path.getmtime)[-1]
     module, _ = load_module(ckpt)
+    if module.mode == "grounding":  # threshold and no-referent min area from the val split
+        datamodule = GroundingDataModule(str(world / recipe["data"]), batch_size=64)
+        print(f"{name}: calibrated on val: {calibrate_grounding(module, datamodule)}")
     out = export(module, checkpoints_dir() / f"{name}.safetensors", _data_settings(config))
     metrics = evaluate(EvaluateRequest(checkpoint=str(out), data=str(world), split="test"))
     command = (

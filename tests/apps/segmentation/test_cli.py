@@ -30,6 +30,7 @@ def _fit(tmp_path, world, mode, extra=()):
         "--trainer.max_steps=2",
         "--trainer.enable_progress_bar=false",
         "--trainer.limit_val_batches=1",
+        "--trainer.limit_train_batches=2",
         *extra,
     ]
     assert main(argv) == 0
@@ -179,6 +180,23 @@ def test_export_load_and_evaluate(trained, world, tmp_path, capsys, mode):
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     keys = {"miou", "mdice"} if mode == "semantic" else {"giou", "ciou", "prec_at_0.5"}
     assert keys <= set(metrics) and all(0 <= metrics[k] <= 1 for k in keys)
+
+
+def test_calibration_picks_threshold_and_min_area_on_val(trained, world):
+    from tessera.apps.segmentation.evaluate import calibrate_grounding
+    from tessera.datamodules.segmentation import GroundingDataModule
+
+    module, _ = load_module(trained["grounding"])
+    dm = GroundingDataModule(str(world / "grounding"), batch_size=8)
+    best = calibrate_grounding(module, dm, thresholds=(0.4, 0.6), min_areas=(0, 10**6))
+    assert module.threshold == best["threshold"] == module.hparams.threshold
+    assert module.min_area == best["min_area"] == module.hparams.min_area
+    # min_area 10**6 empties every mask: gIoU = fraction of no-target questions
+    module.threshold, module.min_area = 0.5, 10**6
+    from tessera.apps.segmentation.evaluate import evaluate_grounding
+
+    empty_score = evaluate_grounding(module, dm, "val")["giou"]
+    assert best["giou"] >= empty_score
 
 
 def test_evaluate_unknown_checkpoint_is_a_message(capsys, world):

@@ -127,3 +127,12 @@ def test_paper_size_backbones_match_published_parameter_counts(config, published
     assert backbone <= count - head  # features_only drops the classifier (and B7's head conv)
     if not net_cls:
         assert net.backbone.feature_info.channels() == [32, 48, 80, 224, 640]  # as the paper
+
+
+def test_min_area_rule_empties_small_masks():
+    module = ReferringSegmentation(backbone="test_efficientnet", threshold=0.5, min_area=3)
+    prob = torch.zeros(2, 4, 4)
+    prob[0, :2, :1] = 0.9  # 2 pixels: below min_area -> "no referent"
+    prob[1, :2, :2] = 0.9
+    mask = module.binarize(prob)
+    assert mask[0].sum() == 0 and mask[1].sum() == 4
