@@ -1,7 +1,7 @@
 """Training recipe of the shipped checkpoint (``make checkpoints``).
 
-Generates the synthetic world of the recorded seed, fits ``configs/tiny.yaml`` on it in two
-phases (constant learning rate, then resumed with a cosine decay to the final step), exports
+Generates the synthetic world of the recorded seed, fits ``configs/tiny.yaml`` on it in phases
+(a constant learning rate, then resumed runs with a cosine decay to each phase's end), exports
 the weights to ``checkpoints/separation-mossformer-tiny.safetensors``, evaluates them on the
 world's test split with ``evaluate`` and writes the registry entry.
 """
@@ -20,8 +20,14 @@ from tessera.apps.common.cli import EvaluateRequest
 NAME = "separation-mossformer-tiny"
 CONFIG = Path(__file__).parent / "configs" / "tiny.yaml"
 WORLD = {"seed": 0, "train": 300, "val": 20, "test": 40}
-CONSTANT_STEPS = 600
-MAX_STEPS = 2400
+# (last step, learning-rate schedule, extra options) of each fit; each later phase resumes the
+# previous one. The last phase fine-tunes on dynamic mixtures of the training sources, which
+# closes most of the gap between training and unheard talkers.
+PHASES = (
+    (600, "constant", ()),
+    (2400, "cosine", ()),
+    (3600, "cosine", ("--data.dynamic_mixing=true", "--data.dm_epoch_size=1000")),
+)
 
 
 def synth_command(out: str = "world") -> str:
@@ -36,17 +42,28 @@ def fit_args(world: str, workdir: str, max_steps: int) -> list[str]:
     ]  # fmt: skip
 
 
-def fit(world: Path, workdir: Path, constant_steps: int, max_steps: int) -> Path:
-    """Tiny config at a constant learning rate, then resumed with cosine decay; returns the
-    last checkpoint."""
+def fit(world: Path, workdir: Path, phases=PHASES) -> Path:
+    """Fit the tiny config phase by phase; returns the last checkpoint."""
     from tessera.apps.separation.cli import main
 
     def last() -> Path:
         return max(workdir.rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
 
-    main([*fit_args(world, workdir, constant_steps), "--model.lr_schedule=constant"])
-    main([*fit_args(world, workdir, max_steps), f"--ckpt_path={last()}"])
+    for i, (steps, schedule, extra) in enumerate(phases):
+        resume = [f"--ckpt_path={last()}"] if i else []
+        args = fit_args(world, workdir, steps)
+        main([*args, f"--model.lr_schedule={schedule}", *extra, *resume])
     return last()
+
+
+def phases_command(phases=PHASES) -> str:
+    fit = "tessera separation fit -c apps/separation/configs/tiny.yaml --data.data world"
+    return " && ".join(
+        f"{fit} --trainer.max_steps {steps} --model.lr_schedule {schedule}"
+        + "".join(f" {e}" for e in extra)
+        + (" --ckpt_path <last .ckpt>" if i else "")
+        for i, (steps, schedule, extra) in enumerate(phases)
+    )
 
 
 def export(ckpt: Path, out: Path) -> Path:
@@ -60,40 +77,41 @@ def export(ckpt: Path, out: Path) -> Path:
     return save_weights(out, module.model, config)
 
 
-def train(constant_steps: int = CONSTANT_STEPS, max_steps: int = MAX_STEPS) -> dict:
-    """Re-train the shipped checkpoint and update its registry entry; returns the entry."""
+def register(out: Path, world: Path, phases=PHASES) -> dict:
+    """Evaluate the exported ``out`` on ``world``'s test split and write its registry entry."""
     from tessera.apps.separation.cli import evaluate
-    from tessera.datamodules.separation.synth import generate
 
-    torch.set_num_threads(1)  # a shared CPU: spinning OpenMP threads cost more than they give
-    with tempfile.TemporaryDirectory(prefix="tessera-sep-") as tmp:
-        world = generate(Path(tmp) / "world", **WORLD)
-        ckpt = fit(world, Path(tmp) / "run", constant_steps, max_steps)
-        out = export(ckpt, checkpoints_dir() / f"{NAME}.safetensors")
-        metrics = evaluate(EvaluateRequest(checkpoint=str(out), data=str(world), split="test"))
+    metrics = evaluate(EvaluateRequest(checkpoint=str(out), data=str(world), split="test"))
     entry = {
         "task": "separation",
         "config": "apps/separation/configs/tiny.yaml",
         "file": out.name,
         "sha256": sha256_of(out),
         "command": (
-            f"{synth_command()} && tessera separation fit -c apps/separation/configs/tiny.yaml"
-            f" --data.data world --trainer.max_steps {constant_steps} --model.lr_schedule"
-            " constant && tessera separation fit -c apps/separation/configs/tiny.yaml"
-            f" --data.data world --trainer.max_steps {max_steps} --ckpt_path <its last .ckpt>"
+            f"{synth_command()} && {phases_command(phases)}"
             " (all of it: python -m tessera.apps.checkpoints separation)"
         ),
         "data": {
-            "world": "tessera separation synth",
-            **WORLD,
-            "sample_rate": 8000,
-            "steps": {"constant_lr": constant_steps, "total": max_steps},
+            "world": "tessera separation synth", **WORLD, "sample_rate": 8000,
+            "phases": [[steps, schedule, *extra] for steps, schedule, extra in phases],
         },
         "metrics": {k: v for k, v in metrics.items() if k != "n"},
-    }
+    }  # fmt: skip
     write_registry_entry(NAME, entry)
     print(f"{NAME}: {yaml.safe_dump(entry['metrics'])}", flush=True)
     return entry
+
+
+def train(phases=PHASES) -> dict:
+    """Re-train the shipped checkpoint and update its registry entry; returns the entry."""
+    from tessera.datamodules.separation.synth import generate
+
+    torch.set_num_threads(1)  # a shared CPU: spinning OpenMP threads cost more than they give
+    with tempfile.TemporaryDirectory(prefix="tessera-sep-") as tmp:
+        world = generate(Path(tmp) / "world", **WORLD)
+        ckpt = fit(world, Path(tmp) / "run", phases)
+        out = export(ckpt, checkpoints_dir() / f"{NAME}.safetensors")
+        return register(out, world, phases)
 
 
 if __name__ == "__main__":

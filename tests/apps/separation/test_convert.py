@@ -4,13 +4,14 @@ functional forward written from the official algorithm on the official-layout te
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from tessera.apps.separation.convert import (
     config_from_state,
     convert_official_state,
     load_official_mossformer,
 )
-from tessera.apps.separation.model import MossFormer
+from tessera.apps.separation.model import MossFormer, build_model
 
 CFG = dict(n=24, k=8, c=20, spks=2, blocks=2, qk=16, hidden=80, group=16)
 
@@ -189,6 +190,18 @@ def test_bad_official_files_are_refused(tmp_path):
         load_official_mossformer(tmp_path)
 
 
-def test_paper_large_config_has_42_1m_parameters():
-    model = MossFormer(num_spks=2, encoder_dim=512, kernel_size=16, channels=512, num_blocks=24)
-    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 1) == 42.1
+def config_params(request, name: str) -> int:
+    path = request.config.rootpath / "apps" / "separation" / "configs" / f"{name}.yaml"
+    cfg = yaml.safe_load(path.read_text())["model"]
+    model = build_model(cfg["arch"], cfg["num_spks"], cfg["net"])
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_paper_large_config_has_42_1m_parameters(request):
+    """MossFormer (L): 42.1 M parameters (Zhao & Ma, 2023, Table 1)."""
+    assert round(config_params(request, "mossformer_l") / 1e6, 1) == 42.1
+
+
+def test_baseline_matches_tiny_parameter_count(request):
+    tiny, baseline = config_params(request, "tiny"), config_params(request, "convtasnet_tiny")
+    assert abs(baseline - tiny) / tiny < 0.05
