@@ -56,7 +56,8 @@ def test_evaluate_user_error_is_a_message_not_a_traceback(capsys):
     assert "error: missing: no such checkpoint" in capsys.readouterr().err
 
 
-def test_fit_with_config_then_print_config(tmp_path, capsys):
+def test_fit_with_config_then_print_config(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["tessera-toy"])  # LightningCLI gets its args from args=
     config = {
         "model": {"lr": 0.2},
         "data": {"n": 8},
