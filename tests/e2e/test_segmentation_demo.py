@@ -25,7 +25,7 @@ def test_example_renders_overlay_and_area_table(serve_demo, row, mode):
     assert overlay.get_attribute("src")
     names = ["background", "target"] if mode == "grounding" else ["circle", "square", "triangle"]
     for name in names:  # one table row per class
-        page.locator("#seg-areas").get_by_text(name, exact=True).first.wait_for()
+        page.locator(f"#seg-areas :text-is('{name}') >> visible=true").first.wait_for()
     if mode == "grounding":
         page.locator("#seg-gates img, #seg-gates svg, #seg-gates canvas").first.wait_for()
 
