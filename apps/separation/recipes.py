@@ -23,10 +23,13 @@ WORLD = {"seed": 0, "train": 300, "val": 20, "test": 40}
 # (last step, learning-rate schedule, extra options) of each fit; each later phase resumes the
 # previous one. The last phase fine-tunes on dynamic mixtures of the training sources, which
 # closes most of the gap between training and unheard talkers.
+DYNAMIC_MIXING = ("--data.dynamic_mixing=true", "--data.dm_epoch_size=1000")
 PHASES = (
     (600, "constant", ()),
     (2400, "cosine", ()),
-    (3600, "cosine", ("--data.dynamic_mixing=true", "--data.dm_epoch_size=1000")),
+    (3600, "cosine", DYNAMIC_MIXING),
+    (4800, "cosine", DYNAMIC_MIXING),
+    (7200, "cosine", DYNAMIC_MIXING),
 )
 
 
