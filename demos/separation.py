@@ -38,6 +38,10 @@ def _examples() -> list[list]:
     return rows
 
 
+def _pcm16(track: np.ndarray) -> np.ndarray:
+    return (np.clip(track, -1.0, 1.0) * 32767).astype(np.int16)
+
+
 def _figure(mixture: np.ndarray, tracks: np.ndarray, rate: int):
     import matplotlib
 
@@ -89,7 +93,7 @@ def separate(audio_path, reference_files, progress=gr.Progress()):  # noqa: B008
         raise gr.Error(str(err)) from err
     tracks = result.sources
     players = [
-        gr.update(value=(result.sample_rate, tracks[k]), visible=True)
+        gr.update(value=(result.sample_rate, _pcm16(tracks[k])), visible=True)
         if k < len(tracks)
         else gr.update(value=None, visible=False)
         for k in range(MAX_TRACKS)

@@ -14,15 +14,14 @@ def test_example_renders_tracks_plot_and_si_sdri(serve_demo):
         pytest.skip("the separation checkpoint is not registered yet (make checkpoints)")
     page = serve_demo(build_demo())
     page.get_by_text("Examples").first.wait_for()
-    page.locator(".gallery-item, button.example, [data-testid='example']").first.click()
+    page.locator("tr.tr-body, .gallery-item, [data-testid='dataset-cell-0-0']").first.click()
+    page.locator("#sep-input audio").first.wait_for(state="attached")  # the example loaded
     page.locator("#sep-run").click()
-    page.get_by_text("SI-SDRi").first.wait_for()
+    page.locator("#sep-metrics").get_by_text("SI-SDRi").wait_for()
     for k in (1, 2):
-        track = page.locator(f"#sep-track{k}")
-        track.wait_for(state="visible")
-        track.locator("audio, [data-testid='waveform-track'], .waveform-container").first.wait_for(
-            state="attached"
-        )
+        page.locator(f"#sep-track{k} audio").first.wait_for(state="attached")
+        download = page.locator(f"#sep-track{k} [data-testid='download-link']").first
+        assert ".wav" in (download.get_attribute("href") or "")
     page.locator("#sep-plot img, #sep-plot canvas, #sep-plot svg").first.wait_for()
 
 
