@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import torch
 import yaml
+
+from tessera.datamodules.common.io import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -108,12 +111,10 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 def write_registry_entry(name: str, entry: dict) -> None:
     """Replace (or add) only ``name``'s block in ``registry.yaml``; other entries and the
     header comments stay byte-for-byte (apps re-training their checkpoints call this)."""
-    import re
-
     path = checkpoints_dir() / "registry.yaml"
     text = re.sub(r"^checkpoints:\s*\{\}\s*$", "checkpoints:", path.read_text(), flags=re.M)
     block = yaml.safe_dump({name: entry}, sort_keys=False, width=1000)
     block = "".join(f"  {line}\n" for line in block.splitlines())
     own = re.compile(rf"^  {re.escape(name)}:\n(?:^(?:    .*)?\n)*", re.M)
     text = own.sub("", text)
-    path.write_text(text.rstrip("\n") + "\n" + block)
+    atomic_write_text(path, text.rstrip("\n") + "\n" + block)

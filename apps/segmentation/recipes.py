@@ -9,13 +9,12 @@ evaluates them on the world's test split and writes the registry entry.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 
 import yaml
 
-from tessera.apps.common.checkpoints import checkpoints_dir, sha256_of
+from tessera.apps.common.checkpoints import checkpoints_dir, sha256_of, write_registry_entry
 from tessera.apps.common.cli import EvaluateRequest
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -87,18 +86,6 @@ def train_one(name: str, world: Path, workdir: Path, max_steps: int | None = Non
     }
 
 
-def update_registry(name: str, entry: dict) -> None:
-    """Replace (or add) only ``name``'s block in checkpoints/registry.yaml, keeping the rest."""
-    path = checkpoints_dir() / "registry.yaml"
-    text = path.read_text()
-    block = yaml.safe_dump({name: entry}, sort_keys=False, width=1000)
-    block = "".join(f"  {line}\n" for line in block.splitlines())
-    text = re.sub(r"^checkpoints:\s*\{\}\s*$", "checkpoints:", text, flags=re.MULTILINE)
-    pattern = re.compile(rf"^  {re.escape(name)}:\n(?:^    .*\n?|^\s*\n)*", re.MULTILINE)
-    text = pattern.sub("", text) if pattern.search(text) else text
-    path.write_text(text.rstrip("\n") + "\n" + block)
-
-
 def train(names: list[str] | None = None) -> None:
     """Re-train the shipped segmentation checkpoints (all by default)."""
     import torch
@@ -110,7 +97,7 @@ def train(names: list[str] | None = None) -> None:
         world = generate(Path(tmp) / "world", WORLD["seed"], WORLD["splits"], WORLD["size"])
         for name in names or list(RECIPES):
             entry = train_one(name, world, Path(tmp) / name)
-            update_registry(name, entry)
+            write_registry_entry(name, entry)
             print(f"{name}: {entry['metrics']}", flush=True)
 
 

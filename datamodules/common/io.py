@@ -33,6 +33,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     )
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs should be readable like any file
     try:
         yield tmp
         with open(tmp, "rb+") as f:

@@ -60,3 +60,19 @@ def test_pickled_code_is_refused(tmp_path):
     torch.save({"state_dict": {}, "payload": Evil()}, tmp_path / "evil.ckpt")
     with pytest.raises(ValueError, match="cannot be loaded as weights"):
         ckpt.load_state_dict(tmp_path / "evil.ckpt")
+
+
+def test_write_registry_entry_adds_and_replaces_only_its_entry(tmp_path, monkeypatch):
+    monkeypatch.setattr(ckpt, "checkpoints_dir", lambda: tmp_path)
+    (tmp_path / "registry.yaml").write_text("# comment kept\ncheckpoints: {}\n")
+    ckpt.write_registry_entry("seg-a", {"task": "segmentation", "metrics": {"miou": 0.5}})
+    text = (tmp_path / "registry.yaml").read_text()
+    text += "  other-b:\n    task: other\n    metrics: {x: 1}\n"
+    (tmp_path / "registry.yaml").write_text(text)
+    ckpt.write_registry_entry("seg-a", {"task": "segmentation", "metrics": {"miou": 0.9}})
+    final = (tmp_path / "registry.yaml").read_text()
+    assert final.startswith("# comment kept\n")
+    assert yaml.safe_load(final)["checkpoints"] == {
+        "seg-a": {"task": "segmentation", "metrics": {"miou": 0.9}},
+        "other-b": {"task": "other", "metrics": {"x": 1}},
+    }

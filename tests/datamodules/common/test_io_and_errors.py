@@ -22,6 +22,7 @@ def test_atomic_write_replaces_only_on_success(tmp_path):
         raise RuntimeError("killed mid-write")
     assert target.read_text() == "first"
     assert [p.name for p in target.parent.iterdir()] == ["a.txt"]  # no temp file left
+    assert target.stat().st_mode & 0o777 == 0o644
 
 
 def test_atomic_write_keeps_the_suffix_for_format_sniffing_writers(tmp_path):
