@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.separation_cli import tiny_model_config
+from tessera.apps.separation import save_weights
+from tessera.apps.separation.module import SeparationModule
 from tessera.datamodules.separation import synth
 
 
@@ -30,3 +33,12 @@ def make_world(tmp_path_factory, name: str, **sizes) -> Path:
 def small_world(tmp_path_factory) -> Path:
     """6 train, 2 val, 3 test mixtures at 8 kHz (seed 3)."""
     return make_world(tmp_path_factory, "small-world", seed=3, train=6, val=2, test=3)
+
+
+@pytest.fixture
+def weights(tmp_path):
+    """A random tiny MossFormer as a safetensors file with its config."""
+    cfg = tiny_model_config()
+    module = SeparationModule(arch=cfg["arch"], num_spks=2, sample_rate=8000, net=cfg["net"])
+    config = {"arch": "mossformer", "num_spks": 2, "sample_rate": 8000, "net": cfg["net"]}
+    return save_weights(tmp_path / "tiny.safetensors", module.model, config)

@@ -1,7 +1,6 @@
 """The app through its CLI: fit, resume, print_config, predict (writer, resume, csv), evaluate,
 the Python API and the app registration."""
 
-import csv
 import json
 
 import numpy as np
@@ -10,27 +9,11 @@ import soundfile as sf
 import torch
 import yaml
 
+from helpers.separation_cli import TINY, csv_rows, tiny_model_config
 from tessera.apps.registry import get_app
-from tessera.apps.separation import load, save_weights
+from tessera.apps.separation import load
 from tessera.apps.separation.cli import main
 from tessera.apps.separation.module import SeparationModule
-
-
-def tiny_model_config() -> dict:
-    with open("apps/separation/configs/tiny.yaml") as f:
-        return yaml.safe_load(f)["model"]
-
-
-def csv_rows(path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-TINY = [
-    "-c", "apps/separation/configs/tiny.yaml", "--trainer.enable_progress_bar", "false",
-    "--trainer.logger", "false", "--trainer.limit_val_batches", "1",
-    "--data.cache_audio", "false",
-]  # fmt: skip
 
 
 @pytest.fixture
@@ -64,15 +47,6 @@ def test_fit_then_resume_from_checkpoint(in_repo, small_world, tmp_path, config)
     (ckpt,) = (tmp_path / "ckpt").glob("*.ckpt")
     assert torch.load(ckpt, weights_only=True)["global_step"] == 2
     main([*args[:-6], "--trainer.max_steps", "3", "--ckpt_path", str(ckpt)])
-
-
-@pytest.fixture
-def weights(tmp_path):
-    """A random tiny MossFormer as a safetensors file with its config."""
-    cfg = tiny_model_config()
-    module = SeparationModule(arch=cfg["arch"], num_spks=2, sample_rate=8000, net=cfg["net"])
-    config = {"arch": "mossformer", "num_spks": 2, "sample_rate": 8000, "net": cfg["net"]}
-    return save_weights(tmp_path / "tiny.safetensors", module.model, config)
 
 
 def test_predict_writes_tracks_csv_and_resumes(in_repo, small_world, tmp_path, weights):
