@@ -5,6 +5,7 @@ Constructor arguments are the CLI options (``--data.init_args.<name>``).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Literal
 
@@ -24,7 +25,7 @@ from tessera.datamodules.segmentation.layouts import Layout, list_folder, list_i
 from tessera.datamodules.segmentation.transforms import RandomScaleCropFlip
 
 
-class SegmentationDataModule(PredictFilterMixin, L.LightningDataModule):
+class SegmentationDataModule(PredictFilterMixin, L.LightningDataModule, ABC):
     """Shared loader plumbing; subclasses build the datasets.
 
     Args:
@@ -67,11 +68,13 @@ class SegmentationDataModule(PredictFilterMixin, L.LightningDataModule):
             (self.size, self.size), self.scale_range, 0.5 if self.flip else 0.0, ignore_index
         )
 
+    @abstractmethod
     def build(self, split: str, train: bool, on_error: OnError) -> Dataset:
-        raise NotImplementedError
+        """The dataset of one split."""
 
+    @abstractmethod
     def build_predict(self) -> Dataset:
-        raise NotImplementedError
+        """The dataset of the items to predict."""
 
     def _loader(self, dataset: Dataset, shuffle: bool = False) -> DataLoader:
         return DataLoader(
