@@ -116,6 +116,12 @@ def run_app(app: AppCommands, argv: list[str] | None = None) -> int:
         print(_help(app), file=sys.stderr)
         print(f"error: unknown command {command!r}", file=sys.stderr)
         return 2
-    kwargs = {"save_config_kwargs": {"overwrite": True}} | app.cli_kwargs
+    # Only training runs keep their resolved config (next to the logs/checkpoints); predict,
+    # validate and test would otherwise drop a config.yaml into the working directory.
+    if command == "fit":
+        kwargs = {"save_config_kwargs": {"overwrite": True}}
+    else:
+        kwargs = {"save_config_callback": None}
+    kwargs |= app.cli_kwargs
     LightningCLI(app.model_class, app.datamodule_class, args=argv, **kwargs)
     return 0

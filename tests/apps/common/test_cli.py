@@ -82,3 +82,13 @@ def test_fit_with_config_then_print_config(tmp_path, capsys, monkeypatch):
 def test_unknown_command_is_rejected(capsys):
     assert run_app(APP, ["train"]) == 2
     assert "unknown command 'train'" in capsys.readouterr().err
+
+
+def test_only_fit_saves_its_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["tessera-toy"])
+    trainer = ["--trainer.logger", "false", "--trainer.enable_progress_bar", "false"]
+    run_app(APP, ["validate", "--data.n", "4", *trainer])
+    assert not (tmp_path / "config.yaml").exists()
+    run_app(APP, ["fit", "--data.n", "4", "--trainer.max_epochs", "1", *trainer])
+    assert (tmp_path / "config.yaml").exists()
