@@ -36,15 +36,15 @@ def build_hub(task: str | None = None) -> gr.Blocks:
             raise KeyError(f"the {task!r} app has no demo")
         return builder()
 
+    # Build each app's Blocks before entering the hub: a Blocks created inside another's
+    # context is rendered there at once, and rendering it again in its tab would show it twice.
+    demos = [(app.title, builder()) for app in list_apps() if (builder := app.demo_builder())]
     with gr.Blocks(title="Tessera") as hub:
         with gr.Tab("Overview"):
             gr.Markdown(_overview_markdown(), elem_id="tessera-overview")
-        for app in list_apps():
-            builder = app.demo_builder()
-            if builder is None:
-                continue
-            with gr.Tab(app.title):
-                builder().render()
+        for title, demo in demos:
+            with gr.Tab(title):
+                demo.render()
     return hub
 
 
