@@ -6,6 +6,7 @@ Both log their metrics as ``val/<key>`` / ``test/<key>`` with the registry keys,
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Literal
 
@@ -31,7 +32,7 @@ def _resize_logits(logits: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(logits[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
 
 
-class SegmentationTask(L.LightningModule):
+class SegmentationTask(L.LightningModule, ABC):
     """AdamW with a cosine schedule over the run; metrics reset per evaluation epoch.
 
     Args:
@@ -63,6 +64,28 @@ class SegmentationTask(L.LightningModule):
         for key, value in metrics.items():
             if value.dim() == 0:
                 self.log(f"{stage}/{key}", value.float(), prog_bar=key in ("miou", "giou"))
+
+    @abstractmethod
+    def eval_prediction(self, batch) -> torch.Tensor:
+        """Predicted labels for a validation/test batch, in the form the metric takes."""
+
+    def _eval_step(self, batch, metric) -> None:
+        if not is_empty_batch(batch):
+            metric.update(self.eval_prediction(batch), batch["label"])
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, self.val_metric)
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, self.test_metric)
+
+    def on_validation_epoch_end(self):
+        self._log_metrics("val", self.val_metric.compute())
+        self.val_metric.reset()
+
+    def on_test_epoch_end(self):
+        self._log_metrics("test", self.test_metric.compute())
+        self.test_metric.reset()
 
 
 class SemanticSegmentation(SegmentationTask):
@@ -127,24 +150,8 @@ class SemanticSegmentation(SegmentationTask):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["item_id"]))
         return loss
 
-    def _eval_step(self, batch, metric: SemanticIoU) -> None:
-        if is_empty_batch(batch):
-            return
-        metric.update(self(batch["image"]).argmax(1), batch["label"])
-
-    def validation_step(self, batch, batch_idx):
-        self._eval_step(batch, self.val_metric)
-
-    def test_step(self, batch, batch_idx):
-        self._eval_step(batch, self.test_metric)
-
-    def on_validation_epoch_end(self):
-        self._log_metrics("val", self.val_metric.compute())
-        self.val_metric.reset()
-
-    def on_test_epoch_end(self):
-        self._log_metrics("test", self.test_metric.compute())
-        self.test_metric.reset()
+    def eval_prediction(self, batch) -> torch.Tensor:
+        return self(batch["image"]).argmax(1)
 
     def predict_step(self, batch, batch_idx):
         if is_empty_batch(batch):
@@ -255,24 +262,8 @@ class ReferringSegmentation(SegmentationTask):
     def predict_mask(self, image, texts=None, embedding=None) -> torch.Tensor:
         return self.binarize(torch.sigmoid(self(image, texts, embedding)[:, 0]))
 
-    def _eval_step(self, batch, metric: GroundingIoU) -> None:
-        if is_empty_batch(batch):
-            return
-        metric.update(self.predict_mask(batch["image"], batch["text"]), batch["label"])
-
-    def validation_step(self, batch, batch_idx):
-        self._eval_step(batch, self.val_metric)
-
-    def test_step(self, batch, batch_idx):
-        self._eval_step(batch, self.test_metric)
-
-    def on_validation_epoch_end(self):
-        self._log_metrics("val", self.val_metric.compute())
-        self.val_metric.reset()
-
-    def on_test_epoch_end(self):
-        self._log_metrics("test", self.test_metric.compute())
-        self.test_metric.reset()
+    def eval_prediction(self, batch) -> torch.Tensor:
+        return self.predict_mask(batch["image"], batch["text"])
 
     def predict_step(self, batch, batch_idx):
         if is_empty_batch(batch):
