@@ -32,6 +32,7 @@ class EvaluateRequest:
     batch_size: int = 4
     num_workers: int = 0
     device: str = "cpu"
+    options: dict[str, Any] = field(default_factory=dict)  # the app's own evaluate options
 
 
 @dataclass
@@ -46,6 +47,8 @@ class AppCommands:
         evaluate: returns a flat ``{metric: value}`` dict for an :class:`EvaluateRequest`.
         default_split: split ``evaluate`` uses when ``--split`` is not given.
         cli_kwargs: extra ``LightningCLI`` keyword arguments.
+        evaluate_arguments: adds app-specific ``evaluate`` options to the parser; their
+            values reach the app in ``EvaluateRequest.options``.
     """
 
     task: str
@@ -55,6 +58,7 @@ class AppCommands:
     evaluate: Callable[[EvaluateRequest], dict[str, Any]]
     default_split: str = "test"
     cli_kwargs: dict = field(default_factory=dict)
+    evaluate_arguments: Callable[[argparse.ArgumentParser], None] | None = None
 
 
 def _help(app: AppCommands) -> str:
@@ -80,6 +84,9 @@ def _evaluate(app: AppCommands, argv: list[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    common = {a.dest for a in parser._actions}
+    if app.evaluate_arguments is not None:
+        app.evaluate_arguments(parser)
     args = parser.parse_args(argv)
     request = EvaluateRequest(
         checkpoint=args.checkpoint,
@@ -88,6 +95,7 @@ def _evaluate(app: AppCommands, argv: list[str]) -> int:
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         device=args.device,
+        options={k: v for k, v in vars(args).items() if k not in common},
     )
     try:
         metrics = app.evaluate(request)

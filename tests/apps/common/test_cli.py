@@ -56,6 +56,26 @@ def test_evaluate_user_error_is_a_message_not_a_traceback(capsys):
     assert "error: missing: no such checkpoint" in capsys.readouterr().err
 
 
+def test_app_specific_evaluate_options_reach_the_request(capsys):
+    seen = []
+
+    def evaluate(request):
+        seen.append(request.options)
+        return {"acc": 1.0}
+
+    def arguments(parser):
+        parser.add_argument("--chunk-seconds", type=float, default=None)
+
+    app = AppCommands(
+        "toy", ToyModule, ToyDataModule, _synth, evaluate, evaluate_arguments=arguments
+    )
+    argv = ["evaluate", "--checkpoint", "c", "--data", "d", "--chunk-seconds", "2.5"]
+    assert run_app(app, argv) == 0
+    assert seen == [{"chunk_seconds": 2.5}]  # only the app's own options, not --data etc.
+    with pytest.raises(SystemExit):  # an app without the option rejects it
+        run_app(APP, ["evaluate", "--checkpoint", "c", "--data", "d", "--chunk-seconds", "1"])
+
+
 def test_fit_with_config_then_print_config(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("sys.argv", ["tessera-toy"])  # LightningCLI gets its args from args=
     config = {
