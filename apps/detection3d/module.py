@@ -110,7 +110,13 @@ class Detection3DModule(L.LightningModule):
         return self.model([p.to(self.device) for p in points])
 
     def detect(self, points: Sequence[torch.Tensor]) -> list[dict[str, np.ndarray]]:
-        return self.model.head.decode(self(points))
+        """Per cloud ``boxes (D, 7)``, ``scores``, ``labels``; an empty cloud has no detections
+        (the head's biases alone would otherwise fire everywhere)."""
+        dets = self.model.head.decode(self(points))
+        for i, p in enumerate(points):
+            if len(p) == 0:
+                dets[i] = {k: v[:0] for k, v in dets[i].items()}
+        return dets
 
     def training_step(self, batch: dict, _: int):
         if is_empty_batch(batch):
