@@ -10,6 +10,11 @@ axis with its own projections. For an input ``x`` on a grid with axes a = 1..A:
 Cost O(N · Σ_a L_a) instead of O(N²) for N = Π_a L_a positions. Same per-axis parameterisation
 as lucidrains' ``axial-attention`` package (bias-free q/k/v, biased output projection), so
 weights transfer one to one.
+
+Positions (Ho et al., Sec. 3 / their axial positional embeddings): attention alone is
+permutation-equivariant along each axis, so a learned embedding per axis, ``E_a`` of shape
+``(L_a, C)``, is broadcast-added to the input before attending (``x + Σ_a E_a``). Inputs of
+another length along an axis use ``E_a`` linearly interpolated to that length.
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ class AxialAttention(nn.Module):
         channels_first: input is ``(B, C, *spatial)``; otherwise ``(B, *spatial, C)``.
         combine: ``"sum"`` of per-axis outputs, or ``"sequential"`` application.
         axes: which spatial axes (0-based) to attend along; default all.
+        positional: add the learned per-axis positional embeddings (Ho et al.).
+        max_shape: embedding length per spatial axis (default 64 each); other lengths are
+            interpolated.
 
     Shapes:
         x: ``(B, C, *spatial)`` (or ``(B, *spatial, C)``) with ``num_axes`` spatial dims;
@@ -72,6 +80,8 @@ class AxialAttention(nn.Module):
         channels_first: bool = True,
         combine: Literal["sum", "sequential"] = "sum",
         axes: Sequence[int] | None = None,
+        positional: bool = True,
+        max_shape: Sequence[int] | None = None,
     ):
         super().__init__()
         if combine not in COMBINE:
@@ -85,6 +95,27 @@ class AxialAttention(nn.Module):
         self.dim, self.num_axes = dim, num_axes
         self.channels_first, self.combine = channels_first, combine
         self.attns = nn.ModuleList(_AxisAttention(dim, heads, dim_head) for _ in self.axes)
+        self.positional = positional
+        if positional:
+            shape = tuple(max_shape) if max_shape is not None else (64,) * num_axes
+            if len(shape) != num_axes:
+                raise ValueError(f"max_shape needs {num_axes} lengths, got {shape}")
+            self.pos = nn.ParameterList(
+                nn.Parameter(torch.randn(length, dim) * 0.02) for length in shape
+            )
+
+    def _with_positions(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (B, *spatial, C) plus each axis's embedding broadcast over the others."""
+        for a, emb in enumerate(self.pos):
+            length = x.shape[1 + a]
+            if emb.shape[0] != length:
+                emb = nn.functional.interpolate(
+                    emb.t()[None], size=length, mode="linear", align_corners=False
+                )[0].t()
+            view = [1] * x.dim()
+            view[1 + a], view[-1] = length, emb.shape[-1]
+            x = x + emb.view(view)
+        return x
 
     def _along(self, attn: _AxisAttention, x: torch.Tensor, axis: int) -> torch.Tensor:
         # x is channels-last (B, *spatial, C); spatial axis `axis` sits at dim 1 + axis.
@@ -100,6 +131,8 @@ class AxialAttention(nn.Module):
             )
         if self.channels_first:
             x = x.movedim(1, -1)
+        if self.positional:
+            x = self._with_positions(x)
         if self.combine == "sum":
             out = sum(
                 self._along(attn, x, a) for attn, a in zip(self.attns, self.axes, strict=True)

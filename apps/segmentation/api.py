@@ -7,8 +7,10 @@
     >>> result = ground(image, "where is the small green triangle?")
     >>> result.mask, result.overlay(0.5), result.gates      # (H, W), RGB, per-scale gates
 
-Files are safetensors whose metadata records the module class, its hyperparameters and the
-data settings it was trained with, or Lightning ``.ckpt`` files (``weights_only`` loading).
+Files are safetensors written by :func:`tessera.apps.common.weights.save_weights` (the
+module's hyperparameters and the data settings it was trained with in the metadata),
+Lightning ``.ckpt`` files (``weights_only`` loading), or safetensors of the first release of
+this app (metadata keys ``task``/``mode``/``hparams``/``data``; the shipped checkpoints).
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from tessera.apps.common.checkpoints import resolve
+from tessera.apps.common.weights import Weights, read_weights, save_weights
 from tessera.apps.segmentation.module import ReferringSegmentation, SemanticSegmentation
+from tessera.datamodules.segmentation.datasets import keep_ratio
 from tessera.datamodules.segmentation.io import overlay, read_image
+from tessera.datamodules.segmentation.transforms import resize_pair
 
 TASK = "segmentation"
 MODULES = {"semantic": SemanticSegmentation, "grounding": ReferringSegmentation}
@@ -36,63 +40,47 @@ def export(module, path: str | Path, data: dict | None = None) -> Path:
     Args:
         module: a trained :class:`SemanticSegmentation` or :class:`ReferringSegmentation`.
         path: output ``.safetensors`` file.
-        data: datamodule settings to record (size, layout, num_classes, ...).
+        data: datamodule settings to record (size, scale, layout, num_classes, ...).
     """
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    metadata = {
-        "task": TASK,
-        "mode": module.mode,
-        "hparams": json.dumps(dict(module.hparams)),
-        "data": json.dumps(data or {}),
-    }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata=metadata)
-    path.chmod(0o644)
-    return path
+    return save_weights(path, module, task=TASK, data=data)
 
 
-def _read(path: Path) -> tuple[str, dict, dict, dict]:
-    """(mode, hparams, data settings, state_dict) from a safetensors or Lightning file."""
+def _mode(hparams: dict) -> str:
+    return "grounding" if "text_encoder" in hparams else "semantic"
+
+
+def _read_first_release(path: Path) -> Weights | None:
+    """Weights from a safetensors file of the app's first release, or None."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("task") != TASK or "hparams" not in meta:
+        return None
+    hparams = json.loads(meta["hparams"])
+    if meta.get("mode") == "semantic":
+        # written before the axial positional embeddings existed: the file has none
+        hparams.setdefault("axial_positional", False)
+    return Weights(path, hparams, json.loads(meta["data"]), load_file(str(path)))
+
+
+def read(name_or_path: str | Path) -> Weights:
+    """The :class:`~tessera.apps.common.weights.Weights` of a registry name or a file."""
+    path, entry = resolve(name_or_path, TASK)
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        if meta.get("task") != TASK:
-            raise ValueError(f"{path}: not a segmentation checkpoint (metadata task missing)")
-        return (
-            meta["mode"],
-            json.loads(meta["hparams"]),
-            json.loads(meta["data"]),
-            load_file(str(path)),
-        )
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: cannot be loaded as weights ({err})") from err
-    # LightningCLI adds private keys such as ``_class_path``; they are not init arguments
-    hparams = {
-        k: v for k, v in payload.get("hyper_parameters", {}).items() if not k.startswith("_")
-    }
-    if "state_dict" not in payload or not hparams:
-        raise ValueError(f"{path}: expected a Lightning checkpoint with hyper_parameters")
-    mode = "grounding" if "text_encoder" in hparams else "semantic"
-    data = dict(payload.get("datamodule_hyper_parameters", {}))
-    return mode, hparams, data, payload["state_dict"]
+        legacy = _read_first_release(path)
+        if legacy is not None:
+            legacy.entry = entry
+            return legacy
+    return read_weights(path, TASK)
 
 
 def load_module(name_or_path: str | Path, device: str | torch.device = "cpu"):
     """(LightningModule in eval mode, data settings) from a registry name or a file."""
-    path, _ = resolve(name_or_path, TASK)
-    mode, hparams, data, state = _read(Path(path))
-    hparams["pretrained"] = False  # weights come from the file; never download a backbone
-    module = MODULES[mode](**hparams)
-    module.load_state_dict(state)
-    return module.to(device).eval(), data
+    weights = read(name_or_path)
+    module = weights.build(MODULES[_mode(weights.hparams)], pretrained=False)
+    return module.to(device).eval(), weights.data
 
 
 @dataclass
@@ -151,22 +139,29 @@ class SegmentationPredictor:
 
     @torch.no_grad()
     def __call__(self, image, text: str | None = None) -> SegmentationResult:
-        """Segment ``image`` (path, PIL, or array); grounding checkpoints need ``text``."""
+        """Segment ``image`` (path, PIL, or array); grounding checkpoints need ``text``.
+
+        Semantic: resized keeping its aspect ratio to the recorded ``scale`` (none: as it
+        is), whole or sliding-window inference as the checkpoint's ``inference`` says;
+        grounding: resized to ``size`` x ``size``. The mask has the input's size.
+        """
         img = self._image(image)
-        x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float()[None] / 255.0
-        x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
-        x = x.to(self.device)
-        size = img.shape[:2]
+        x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
+        orig = torch.tensor([img.shape[:2]])
+        if self.mode == "grounding":
+            if text is None or not text.strip():
+                raise ValueError("text: a grounding checkpoint needs a non-empty question")
+            size = (self.size, self.size)
+        else:
+            size = keep_ratio(self.data.get("scale"))(*img.shape[:2])
+        x = resize_pair(x, None, size)[0][None].to(self.device)
+        batch = {"image": x, "img_size": torch.tensor([size]), "orig_size": orig}
         if self.mode == "semantic":
-            logits = F.interpolate(self.module(x), size=size, mode="bilinear", align_corners=False)
-            return SegmentationResult(img, logits[0].argmax(0).cpu().numpy(), self.class_names)
-        if text is None or not text.strip():
-            raise ValueError("text: a grounding checkpoint needs a non-empty question")
+            mask = self.module.predict_items(batch)[0]
+            return SegmentationResult(img, mask.cpu().numpy(), self.class_names)
+        batch["text"] = [text]
+        mask = self.module.predict_items(batch)[0].long().cpu().numpy()
         embedding = self.module.net.encode_text([text])
-        logits = self.module(x, embedding=embedding)
-        found = self.module.binarize(torch.sigmoid(logits[:, 0])).any()
-        prob = torch.sigmoid(F.interpolate(logits, size=size, mode="bilinear", align_corners=False))
-        mask = ((prob[0, 0] > self.module.threshold) & found).long().cpu().numpy()
         gates = [g[0].cpu().numpy() for g in self.module.net.gates(embedding)]
         return SegmentationResult(img, mask, self.class_names, gates)
 

@@ -5,14 +5,18 @@ areas are summed over the **whole dataset** after dropping ``ignore_index`` pixe
 IoU_c = I_c / U_c, Dice_c = 2 I_c / (P_c + L_c); ``miou``/``mdice`` are nan-means over
 classes (a class absent from both predictions and labels has NaN IoU and is left out).
 
-Grounding / referring (GRES ``ReLA`` and LAVT evaluation):
-- per-sample IoU_i = I_i / U_i; **empty-mask policy:** a sample whose target and prediction
-  are both empty (U_i = 0) scores IoU_i = 1; an empty target with a non-empty prediction
-  scores 0 (U_i > 0, I_i = 0), as does a missed non-empty target;
-- ``giou`` = mean IoU_i; ``ciou`` = sum I / sum U over the dataset (1 if every union is empty);
-- ``prec_at_k`` = fraction of samples with IoU_i >= k, k in 0.5..0.9 (empty/empty is a hit);
-- ``n_acc`` = fraction of no-target samples predicted empty (GRES N-acc), when any exist.
-Pixels labelled 255 (padding) count in neither I nor U.
+Grounding / referring, as GRES (Liu et al., CVPR 2023, ``henghuiding/ReLA``
+``refer_evaluation.py``) defines them; a sample "predicts no target" when its mask is empty:
+- target samples (non-empty target): IoU_i = I_i / U_i (0 when the prediction is empty);
+- no-target samples: IoU_i = 1 when predicted empty (true positive of the no-target
+  decision), else 0, and their predicted area enters the cIoU union;
+- ``giou`` = mean IoU_i over all samples; ``ciou`` = sum I / sum U over all samples (1 if
+  every union is empty);
+- ``prec_at_k`` = fraction of **target** samples with IoU_i >= k, k in 0.5..0.9;
+- ``n_acc`` = no-target samples predicted empty / no-target samples; ``t_acc`` = target
+  samples predicted non-empty / target samples (both when the split has no-target samples).
+On RefCOCO-style data without no-target samples these reduce to LAVT's mIoU (= gIoU),
+oIoU (= cIoU) and precision@k. Pixels labelled 255 count in neither I nor U.
 
 All states are sums, so both metrics reduce correctly across DDP processes.
 """
@@ -96,33 +100,36 @@ def sample_iou(
 
 
 class GroundingIoU(Metric):
-    """gIoU, cIoU, precision@k and N-acc for binary text-conditioned masks.
+    """gIoU, cIoU, precision@k, N-acc and T-acc (GRES definitions, module docstring).
 
     ``update(pred, target)``: pred ``(B, H, W)`` bool/0-1, target ``(B, H, W)`` 0/1/255.
     """
 
     full_state_update = False
+    STATES = ("iou_sum", "count", "inter_sum", "union_sum", "targets", "empty", "empty_hit")
 
     def __init__(self, ignore_index: int = 255, **kwargs):
         super().__init__(**kwargs)
         self.ignore_index = ignore_index
-        for name in ("iou_sum", "count", "inter_sum", "union_sum", "empty", "empty_hit"):
+        for name in (*self.STATES, "target_found"):
             self.add_state(name, torch.zeros((), dtype=torch.float64), "sum")
         self.add_state("hits", torch.zeros(len(PREC_THRESHOLDS), dtype=torch.float64), "sum")
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        inter, union, iou = sample_iou(pred, target, self.ignore_index)
-        inter, union, iou = inter.to(self.device), union.to(self.device), iou.to(self.device)
+        inter, union, iou = (t.to(self.device) for t in sample_iou(pred, target, self.ignore_index))
+        has_target = ((target == 1).flatten(1).sum(1) > 0).to(self.device)
+        found = (((pred > 0) & (target != self.ignore_index)).flatten(1).sum(1) > 0).to(self.device)
+        iou = torch.where(has_target, iou, (~found).double())
         self.iou_sum += iou.sum()
         self.count += iou.numel()
         self.inter_sum += inter.sum()
         self.union_sum += union.sum()
+        self.targets += has_target.sum()
+        self.target_found += (has_target & found).sum()
         thresholds = torch.tensor(PREC_THRESHOLDS, dtype=torch.float64, device=self.device)
-        self.hits += (iou[:, None] >= thresholds).sum(0)
-        no_target = ((target == 1) & (target != self.ignore_index)).flatten(1).sum(1) == 0
-        no_target = no_target.to(self.device)
-        self.empty += no_target.sum()
-        self.empty_hit += (no_target & (union == 0)).sum()
+        self.hits += ((iou[:, None] >= thresholds) & has_target[:, None]).sum(0)
+        self.empty += (~has_target).sum()
+        self.empty_hit += (~has_target & ~found).sum()
 
     def compute(self) -> dict[str, torch.Tensor]:
         out = {
@@ -131,8 +138,10 @@ class GroundingIoU(Metric):
             if self.union_sum > 0
             else torch.ones_like(self.union_sum),
         }
-        for k, hits in zip(PREC_THRESHOLDS, self.hits / self.count, strict=True):
+        for k, hits in zip(PREC_THRESHOLDS, self.hits / self.targets.clamp(min=1), strict=True):
             out[f"prec_at_{k}"] = hits
         if self.empty > 0:
             out["n_acc"] = self.empty_hit / self.empty
+            if self.targets > 0:
+                out["t_acc"] = self.target_found / self.targets
         return out

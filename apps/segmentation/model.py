@@ -57,12 +57,13 @@ class MeanStd(nn.Module):
 class FullAttention2d(nn.Module):
     """Global self-attention over all H*W positions (the O(N^2) peer of axial attention).
 
-    Same per-head parameterisation as :class:`AxialAttention`, applied to the flattened grid.
+    Same per-head parameterisation as :class:`AxialAttention`, applied to the flattened grid
+    (without positional embeddings: the benchmark compares the attention patterns).
     """
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
-        self.attn = AxialAttention(dim, num_axes=1, heads=heads)
+        self.attn = AxialAttention(dim, num_axes=1, heads=heads, positional=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -88,6 +89,8 @@ class SemanticSegmenter(nn.Module):
         heads: attention heads at the bottleneck.
         psa_mode: ``parallel`` or ``sequential`` polarized self-attention.
         dropout: dropout before the classifier.
+        axial_positional: learned per-axis positional embeddings in the axial bottleneck
+            (Ho et al.; checkpoints saved before they existed load with False).
 
     Shapes:
         image: ``(B, 3, H, W)`` -> logits ``(B, K, H, W)``.
@@ -104,6 +107,7 @@ class SemanticSegmenter(nn.Module):
         heads: int = 4,
         psa_mode: Literal["parallel", "sequential"] = "parallel",
         dropout: float = 0.1,
+        axial_positional: bool = True,
     ):
         super().__init__()
         self.backbone = create_backbone(backbone, pretrained, out_indices)
@@ -111,7 +115,9 @@ class SemanticSegmenter(nn.Module):
         channels = self.backbone.feature_info.channels()
         self.lateral = nn.ModuleList(_conv_bn_relu(c, decoder_dim) for c in channels)
         attention = {
-            "axial": lambda: AxialAttention(decoder_dim, num_axes=2, heads=heads),
+            "axial": lambda: AxialAttention(
+                decoder_dim, num_axes=2, heads=heads, positional=axial_positional
+            ),
             "full": lambda: FullAttention2d(decoder_dim, heads),
             "none": nn.Identity,
         }

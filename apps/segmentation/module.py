@@ -2,6 +2,9 @@
 
 Both log their metrics as ``val/<key>`` / ``test/<key>`` with the registry keys, and their
 ``predict_step`` returns one dict per item for :mod:`tessera.apps.segmentation.writer`.
+Validation, test, ``evaluate`` and the prediction summary all score the same predictions:
+logits resized back to each image's original size (bilinear) against the full-resolution
+target (mmseg; LAVT/ReLA for grounding), see :meth:`SegmentationTask.predict_items`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,12 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from tessera.apps.segmentation.inference import (
+    Inference,
+    check_inference,
+    network_logits,
+    to_original_size,
+)
 from tessera.apps.segmentation.metrics import (
     GroundingIoU,
     SemanticIoU,
@@ -26,10 +35,6 @@ from tessera.apps.segmentation.model import (
     SentenceAttentionSegmenter,
 )
 from tessera.datamodules.common import is_empty_batch
-
-
-def _resize_logits(logits: torch.Tensor, size) -> torch.Tensor:
-    return F.interpolate(logits[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
 
 
 class SegmentationTask(L.LightningModule, ABC):
@@ -66,12 +71,18 @@ class SegmentationTask(L.LightningModule, ABC):
                 self.log(f"{stage}/{key}", value.float(), prog_bar=key in ("miou", "giou"))
 
     @abstractmethod
-    def eval_prediction(self, batch) -> torch.Tensor:
-        """Predicted labels for a validation/test batch, in the form the metric takes."""
+    def predict_items(self, batch) -> list[torch.Tensor]:
+        """Per item, the predicted labels ``(H, W)`` at the image's original size."""
+
+    def update_metric(self, metric, batch) -> None:
+        """Add a batch with full-resolution ``target`` s to ``metric`` (one image at a time)."""
+        if is_empty_batch(batch):
+            return
+        for pred, target in zip(self.predict_items(batch), batch["target"], strict=True):
+            metric.update(pred[None].cpu(), target[None].cpu())
 
     def _eval_step(self, batch, metric) -> None:
-        if not is_empty_batch(batch):
-            metric.update(self.eval_prediction(batch), batch["label"])
+        self.update_metric(metric, batch)
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, self.val_metric)
@@ -95,8 +106,12 @@ class SemanticSegmentation(SegmentationTask):
         num_classes: K (2 for binary medical masks).
         class_names: names for tables and summaries (default ``class<k>``).
         ignore_index: label value left out of loss and metrics.
-        backbone, pretrained, out_indices, decoder_dim, bottleneck, heads, psa_mode, dropout:
-            see :class:`~tessera.apps.segmentation.model.SemanticSegmenter`.
+        backbone, pretrained, out_indices, decoder_dim, bottleneck, heads, psa_mode, dropout,
+            axial_positional: see :class:`~tessera.apps.segmentation.model.SemanticSegmenter`.
+        inference: ``whole`` image or ``slide`` (windows of ``test_crop`` every
+            ``test_stride`` pixels, logits averaged: mmseg ``mode='slide'``) in validation,
+            test, evaluate and predict.
+        test_crop, test_stride: (H, W) of the sliding windows.
         lr, weight_decay, warmup_steps: see :class:`SegmentationTask`.
     """
 
@@ -115,12 +130,17 @@ class SemanticSegmentation(SegmentationTask):
         heads: int = 4,
         psa_mode: Literal["parallel", "sequential"] = "parallel",
         dropout: float = 0.1,
+        axial_positional: bool = True,
+        inference: Inference = "whole",
+        test_crop: tuple[int, int] | None = None,
+        test_stride: tuple[int, int] | None = None,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         warmup_steps: int = 50,
     ):
         super().__init__(lr, weight_decay, warmup_steps)
         self.save_hyperparameters()
+        check_inference(inference, test_crop, test_stride)
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
         self.class_names = list(class_names or [f"class{k}" for k in range(num_classes)])
@@ -135,6 +155,7 @@ class SemanticSegmentation(SegmentationTask):
             heads,
             psa_mode,
             dropout,
+            axial_positional,
         )
         self.val_metric = SemanticIoU(num_classes, ignore_index)
         self.test_metric = SemanticIoU(num_classes, ignore_index)
@@ -150,22 +171,47 @@ class SemanticSegmentation(SegmentationTask):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["item_id"]))
         return loss
 
-    def eval_prediction(self, batch) -> torch.Tensor:
-        return self(batch["image"]).argmax(1)
+    def setup(self, stage: str) -> None:
+        """The datamodule's classes must be the model's (names adopted when not given)."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        num_classes = getattr(datamodule, "num_classes", None)
+        if num_classes is not None and num_classes != self.hparams.num_classes:
+            raise ValueError(
+                f"the data has {num_classes} classes but the model num_classes="
+                f"{self.hparams.num_classes}; set --model.init_args.num_classes {num_classes}"
+            )
+        if num_classes is not None and self.hparams.class_names is None:
+            self.class_names = list(datamodule.class_names)
+            self.hparams.class_names = self.class_names
+
+    def logits(self, batch) -> list[torch.Tensor]:
+        """Per item, logits ``(K, H, W)`` at the original image size."""
+        hp = self.hparams
+        image = batch["image"].to(self.device)
+        out = network_logits(self, image, hp.inference, hp.test_crop, hp.test_stride)
+        return to_original_size(out, batch["img_size"], batch["orig_size"])
+
+    def predict_items(self, batch) -> list[torch.Tensor]:
+        return [logits.argmax(0) for logits in self.logits(batch)]
 
     def predict_step(self, batch, batch_idx):
         if is_empty_batch(batch):
             return []
-        logits = self(batch["image"])
         out = []
-        for n, item_id in enumerate(batch["item_id"]):
-            pred = _resize_logits(logits[n], batch["orig_size"][n]).argmax(0)
-            item = {"item_id": item_id, "path": batch["path"][n], "pred": pred.cpu().numpy()}
-            if "label" in batch:
-                label = batch["label"][n]
-                small = logits[n].argmax(0)
+        preds = self.predict_items(batch)
+        for n, (item_id, pred) in enumerate(zip(batch["item_id"], preds, strict=True)):
+            binary = bool(batch["binary"][n]) if "binary" in batch else False
+            item = {
+                "item_id": item_id,
+                "path": batch["path"][n],
+                "pred": (pred == 1 if binary else pred).cpu().numpy(),
+            }
+            if "target" in batch:
                 i, u, p, lab = intersect_and_union(
-                    small, label, self.hparams.num_classes, self.ignore_index
+                    pred.cpu(),
+                    batch["target"][n].cpu(),
+                    self.hparams.num_classes,
+                    self.ignore_index,
                 )
                 item["areas"] = {
                     "i": i.tolist(),
@@ -260,27 +306,48 @@ class ReferringSegmentation(SegmentationTask):
         return mask & (mask.flatten(1).sum(1) >= self.min_area)[:, None, None]
 
     def predict_mask(self, image, texts=None, embedding=None) -> torch.Tensor:
+        """Masks ``(B, h, w)`` at the network input size."""
         return self.binarize(torch.sigmoid(self(image, texts, embedding)[:, 0]))
 
-    def eval_prediction(self, batch) -> torch.Tensor:
-        return self.predict_mask(batch["image"], batch["text"])
+    def probabilities(self, batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(probabilities ``(B, h, w)`` at the network size, ``[(H, W)]`` at the original)."""
+        logits = self(batch["image"].to(self.device), batch["text"])
+        full = to_original_size(logits, batch["img_size"], batch["orig_size"])
+        return torch.sigmoid(logits[:, 0]), [torch.sigmoid(f[0]) for f in full]
+
+    def masks(self, small: torch.Tensor, full: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Original-size masks: threshold, emptied when the network-size mask fails the
+        ``min_area`` rule (the no-target decision)."""
+        found = self.binarize(small).flatten(1).any(1)
+        return [(f > self.threshold) & found[n] for n, f in enumerate(full)]
+
+    def predict_items(self, batch) -> list[torch.Tensor]:
+        return self.masks(*self.probabilities(batch))
 
     def predict_step(self, batch, batch_idx):
         if is_empty_batch(batch):
             return []
-        logits = self(batch["image"], batch["text"])
         out = []
-        small = self.binarize(torch.sigmoid(logits[:, 0]))  # (B, h, w) at network size
-        for n, item_id in enumerate(batch["item_id"]):
-            prob = torch.sigmoid(_resize_logits(logits[n], batch["orig_size"][n]))[0]
+        for n, (item_id, mask) in enumerate(
+            zip(batch["item_id"], self.predict_items(batch), strict=True)
+        ):
             item = {
                 "item_id": item_id,
                 "path": batch["path"][n],
                 "text": batch["text"][n],
-                "pred": ((prob > self.threshold) & small[n].any()).cpu().numpy(),
+                "pred": mask.cpu().numpy(),
             }
-            if "label" in batch:
-                inter, union, iou = sample_iou(small[n][None], batch["label"][n][None])
-                item["iou"] = {"i": float(inter), "u": float(union), "iou": float(iou)}
+            if "target" in batch:
+                target = batch["target"][n].cpu()
+                inter, union, iou = sample_iou(mask.cpu()[None], target[None])
+                has_target = bool((target == 1).any())
+                found = bool(mask.any())
+                item["iou"] = {
+                    "i": float(inter),
+                    "u": float(union),
+                    "iou": float(iou) if has_target else float(not found),
+                    "target": float(has_target),
+                    "found": float(found),
+                }
             out.append(item)
         return out

@@ -28,7 +28,8 @@ SEMANTIC_DATA = (
     "num_classes",
     "ignore_index",
     "reduce_zero_label",
-    "mask_format",
+    "binary",
+    "scale",
     "size",
 )
 GROUNDING_DATA = ("format", "size")
@@ -43,8 +44,7 @@ def _data_settings(config: dict) -> dict:
 def train_one(name: str, world: Path, workdir: Path, max_steps: int | None = None) -> dict:
     """Fit, export and evaluate one checkpoint; returns its registry entry."""
     from tessera.apps.segmentation.api import export, load_module
-    from tessera.apps.segmentation.cli import main
-    from tessera.apps.segmentation.evaluate import calibrate_grounding, evaluate
+    from tessera.apps.segmentation.cli import calibrate_grounding, evaluate, main
     from tessera.datamodules.segmentation import GroundingDataModule
 
     recipe = RECIPES[name]

@@ -1,10 +1,11 @@
 """Batch-inference outputs.
 
-Semantic: ``pred/<id>.png`` palette index PNG at the image's size (mmseg ``pred_out_dir``),
-optional ``vis/<id>.png`` overlay. Grounding: ``pred/<id>.png`` 0/255 mask, optional
-``vis/<id>.png``. With labels the summary reports the dataset metrics (``miou``/``mdice``
-summed over the dataset; ``giou``/``ciou``/``prec_at_0.5``), computed at the network input
-size like ``evaluate``.
+Semantic: ``pred/<id>.png`` palette index PNG at the image's original size (mmseg
+``pred_out_dir``), or a 0/255 PNG for binary datasets; optional ``vis/<id>.png`` overlay.
+Grounding: ``pred/<id>.png`` 0/255 mask at the image's size, optional ``vis/<id>.png``.
+With labels the summary reports the dataset metrics, the same numbers as ``evaluate``
+(``miou``/``mdice`` from areas summed over the dataset; GRES ``giou``/``ciou``/``prec_at_k``/
+``n_acc``/``t_acc``), all at the original resolution.
 """
 
 from __future__ import annotations
@@ -69,11 +70,21 @@ class SegmentationWriter(ItemPredictionWriter):
                     "mdice": float(np.nanmean(2 * i / pl)),
                 }
         elif "iou" in m:
-            ious = [s["item_metrics"] for s in rank_summaries]
-            per_item = {k: v for d in ious for k, v in d.items()}
-            summary["metrics"] = {
-                "giou": m["iou"],
-                "ciou": m["i"] / m["u"] if m["u"] > 0 else 1.0,
-                "prec_at_0.5": float(np.mean([v["iou"] >= 0.5 for v in per_item.values()])),
+            per_item = {k: v for r in rank_summaries for k, v in r["item_metrics"].items()}
+            rows = list(per_item.values())
+            targets = [r for r in rows if r["target"]]
+            empty = [r for r in rows if not r["target"]]
+            union = sum(r["u"] for r in rows)
+            metrics = {
+                "giou": float(np.mean([r["iou"] for r in rows])),
+                "ciou": sum(r["i"] for r in rows) / union if union > 0 else 1.0,
             }
+            for k in (0.5, 0.6, 0.7, 0.8, 0.9):
+                hits = [r["iou"] >= k for r in targets]
+                metrics[f"prec_at_{k}"] = float(np.mean(hits)) if hits else 0.0
+            if empty:
+                metrics["n_acc"] = float(np.mean([not r["found"] for r in empty]))
+                if targets:
+                    metrics["t_acc"] = float(np.mean([bool(r["found"]) for r in targets]))
+            summary["metrics"] = metrics
         return summary

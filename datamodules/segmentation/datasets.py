@@ -1,25 +1,74 @@
 """Datasets: semantic (label maps) and grounding (image + text -> binary mask).
 
-Samples are dicts: ``item_id``, ``path`` (image file), ``image`` float ``(3, S, S)`` in
-[0, 1], ``label`` int64 ``(S, S)`` (absent when the item has no reference), ``orig_size``
-``(2,)`` = (H, W) of the file, and ``text`` for grounding. Readers raise :class:`DataError`; under
-``on_error="skip"`` an unreadable item becomes a :class:`SkippedItem`.
+Samples are dicts: ``item_id``, ``path`` (image file), ``image`` float ``(3, h, w)`` in
+[0, 1] (the network input), ``img_size`` ``(2,)`` = (h, w) of that input before padding,
+``orig_size`` ``(2,)`` = (H, W) of the file, ``text`` for grounding, and either
+
+- ``label`` int64 ``(h, w)`` aligned with ``image`` (training: augmented crops), or
+- ``target`` int64 ``(H, W)`` at the file's resolution (evaluation, prediction with
+  references): metrics are computed there, as mmseg and the GRES/LAVT evaluations do.
+
+Readers raise :class:`DataError`; under ``on_error="skip"`` an unreadable item becomes a
+:class:`SkippedItem`. :func:`collate` pads network inputs of different sizes (keep-ratio
+resizing) and keeps full-resolution targets as a list.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+import torch.nn.functional as F
+from torch.utils.data import Dataset, default_collate
 
 from tessera.datamodules.common import DataError, OnError, load_item
 from tessera.datamodules.segmentation.grounding import GroundingItem, coco_mask
-from tessera.datamodules.segmentation.io import MaskFormat, read_image, read_label
+from tessera.datamodules.segmentation.io import LabelSpec, read_binary_mask, read_image, read_label
 from tessera.datamodules.segmentation.layouts import Item
-from tessera.datamodules.segmentation.transforms import RandomScaleCropFlip, resize_pair
+from tessera.datamodules.segmentation.transforms import (
+    RandomScaleCropFlip,
+    keep_ratio_size,
+    resize_pair,
+)
+
+Resize = Callable[[int, int], tuple[int, int]]
+
+
+def _keep_ratio(h: int, w: int, scale: tuple[int, int] | None) -> tuple[int, int]:
+    return (h, w) if scale is None else keep_ratio_size(h, w, scale)
+
+
+def _fixed(h: int, w: int, size: tuple[int, int]) -> tuple[int, int]:
+    return size
+
+
+def keep_ratio(scale: Sequence[int] | None) -> Resize:
+    """Evaluation resize: mmseg ``Resize(scale, keep_ratio=True)``; None keeps the size."""
+    return partial(_keep_ratio, scale=tuple(scale) if scale is not None else None)
+
+
+def fixed_size(size: Sequence[int]) -> Resize:
+    """Evaluation resize to a fixed (H, W) (the referring-segmentation protocol)."""
+    return partial(_fixed, size=tuple(size))
+
+
+def collate(items: Sequence[dict]) -> dict:
+    """Stack samples: images zero-padded bottom/right to the largest, ``target`` a list."""
+    batch = {}
+    images = [i["image"] for i in items]
+    h = max(im.shape[-2] for im in images)
+    w = max(im.shape[-1] for im in images)
+    batch["image"] = torch.stack(
+        [F.pad(im, (0, w - im.shape[-1], 0, h - im.shape[-2])) for im in images]
+    )
+    if "target" in items[0]:
+        batch["target"] = [i["target"] for i in items]
+    rest = [{k: v for k, v in i.items() if k not in ("image", "target")} for i in items]
+    batch.update(default_collate(rest))
+    return batch
 
 
 def _to_tensors(image: np.ndarray, label: np.ndarray | None):
@@ -41,28 +90,30 @@ def _check_same_size(image: np.ndarray, label: np.ndarray, image_path, label_pat
 class _Base(Dataset):
     def __init__(
         self,
-        size: int,
+        resize: Resize,
         augment: RandomScaleCropFlip | None,
         on_error: OnError,
     ):
-        self.size = (size, size)
+        self.resize = resize
         self.augment = augment
         self.on_error = on_error
 
-    def _finish(self, item_id: str, path, image, label, text=None) -> dict:
+    def _finish(self, item_id: str, path, image, label, text=None, **extra) -> dict:
         img, lab = _to_tensors(image, label)
         sample = {
             "item_id": item_id,
             "path": str(path),
             "orig_size": torch.tensor(image.shape[:2]),
+            **extra,
         }
         if self.augment is not None and lab is not None:
-            img, lab, text = self.augment(img, lab, text)
+            img, sample["label"], text = self.augment(img, lab, text)
         else:
-            img, lab = resize_pair(img, lab, self.size)
+            img, _ = resize_pair(img, None, self.resize(*image.shape[:2]))
+            if lab is not None:
+                sample["target"] = lab
         sample["image"] = img
-        if lab is not None:
-            sample["label"] = lab
+        sample["img_size"] = torch.tensor(img.shape[-2:])
         if text is not None:
             sample["text"] = text
         return sample
@@ -73,32 +124,26 @@ class SemanticDataset(_Base):
 
     Args:
         items: ``(item_id, image_path, label_path | None)``.
-        num_classes, ignore_index, reduce_zero_label, mask_format: see
-            :func:`~tessera.datamodules.segmentation.io.read_label`.
-        size: side of the square network input (eval resize, or crop size when augmenting).
-        augment: aligned augmentation for training, None to resize only.
+        spec: how label values become classes (:class:`LabelSpec`).
+        resize: evaluation input size from the file's (H, W) (default: unchanged).
+        augment: aligned augmentation for training, None for evaluation/prediction.
         on_error: ``"raise"`` or ``"skip"``.
+        binary: the masks are 0/255 foreground masks (predictions are written as 0/255).
     """
 
     def __init__(
         self,
         items: Sequence[Item],
-        num_classes: int,
-        ignore_index: int = 255,
-        reduce_zero_label: bool = False,
-        mask_format: MaskFormat = "index",
-        size: int = 64,
+        spec: LabelSpec,
+        resize: Resize | None = None,
         augment: RandomScaleCropFlip | None = None,
         on_error: OnError = "raise",
+        binary: bool = False,
     ):
-        super().__init__(size, augment, on_error)
+        super().__init__(resize or keep_ratio(None), augment, on_error)
         self.items = list(items)
-        self.label_args = dict(
-            num_classes=num_classes,
-            ignore_index=ignore_index,
-            reduce_zero_label=reduce_zero_label,
-            mask_format=mask_format,
-        )
+        self.spec = spec
+        self.binary = binary
 
     def __len__(self) -> int:
         return len(self.items)
@@ -108,9 +153,9 @@ class SemanticDataset(_Base):
         image = read_image(image_path)
         label = None
         if label_path is not None:
-            label = read_label(label_path, **self.label_args)
+            label = read_label(label_path, self.spec)
             _check_same_size(image, label, image_path, label_path)
-        return self._finish(item_id, image_path, image, label)
+        return self._finish(item_id, image_path, image, label, binary=self.binary)
 
     def __getitem__(self, i: int):
         item_id, image_path, _ = self.items[i]
@@ -122,7 +167,8 @@ class GroundingDataset(_Base):
 
     Args:
         items: :class:`GroundingItem` s from the VizWiz / RefCOCO / pairs readers.
-        size: side of the square network input.
+        size: side of the square network input (evaluation resizes to it; metrics are
+            computed on the upsampled prediction at the file's resolution).
         augment: aligned augmentation (its flip swaps left/right words of the text).
         on_error: ``"raise"`` or ``"skip"``.
         text_transform: optional function applied to every text (e.g. to swap questions in
@@ -137,7 +183,7 @@ class GroundingDataset(_Base):
         on_error: OnError = "raise",
         text_transform: Callable[[int, str], str] | None = None,
     ):
-        super().__init__(size, augment, on_error)
+        super().__init__(fixed_size((size, size)), augment, on_error)
         self.items = list(items)
         self.text_transform = text_transform
 
@@ -149,7 +195,7 @@ class GroundingDataset(_Base):
         image = read_image(item.image)
         label = None
         if item.mask_path is not None and item.has_mask:
-            label = read_label(item.mask_path, num_classes=2, mask_format="binary255")
+            label = read_binary_mask(item.mask_path)
             _check_same_size(image, label, item.image, item.mask_path)
         elif item.has_mask:
             label = coco_mask(item.segmentations, *image.shape[:2])

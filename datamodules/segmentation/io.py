@@ -8,15 +8,13 @@ one, as for ADE20K). Binary masks (ISIC, VizWiz grounding) are stored as 0/255.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from tessera.datamodules.common import DataError, atomic_write
-
-MaskFormat = Literal["index", "binary255"]
 
 
 def palette(num_entries: int = 256) -> np.ndarray:
@@ -58,37 +56,83 @@ def read_image(path: str | Path) -> np.ndarray:
         raise DataError(path, f"not a readable image ({err})", "re-export the file") from err
 
 
-def _label_values_hint(values: np.ndarray, num_classes: int, mask_format: str) -> str:
-    vals = set(values.tolist())
-    if vals <= {0, 255} and mask_format == "index":
-        return (
-            "this looks like a binary 0/255 mask: use mask_format='binary255' (num_classes=2), "
-            "or ignore_index=255 if 255 marks unlabeled pixels"
+@dataclass(frozen=True)
+class LabelSpec:
+    """How the values stored in label files become class indices.
+
+    Order: ``label_map`` (raw file value -> value; ``label_map_default`` for unlisted values,
+    None keeps them), then ``reduce_zero_label`` (mmseg: 0 -> ignore, v -> v - 1), then the
+    check that every value is a class ``0..num_classes-1`` or ``ignore_index``.
+
+    ``binary`` is shorthand for 0/255 foreground masks: ``label_map={255: 1}``, two classes.
+    """
+
+    num_classes: int
+    ignore_index: int = 255
+    reduce_zero_label: bool = False
+    label_map: tuple[tuple[int, int], ...] = ()
+    label_map_default: int | None = None
+
+    @classmethod
+    def build(
+        cls,
+        num_classes: int,
+        ignore_index: int = 255,
+        reduce_zero_label: bool = False,
+        label_map: dict[int, int] | None = None,
+        label_map_default: int | None = None,
+        binary: bool = False,
+    ) -> LabelSpec:
+        mapping = dict(label_map or {})
+        if binary:
+            mapping = {255: 1, **mapping}
+        return cls(
+            num_classes,
+            ignore_index,
+            reduce_zero_label,
+            tuple(sorted((int(k), int(v)) for k, v in mapping.items())),
+            label_map_default,
         )
-    if max(vals) == num_classes and 0 in vals:
-        return "if 0 means 'other/unlabeled', set reduce_zero_label=True"
-    return f"declare num_classes >= {max(vals) + 1} or re-map the label values"
+
+    def lut(self) -> np.ndarray:
+        """Lookup table raw value (0..65535) -> class index or ``ignore_index``."""
+        raw = np.arange(65536, dtype=np.int64)
+        out = (
+            raw.copy()
+            if self.label_map_default is None
+            else np.full_like(raw, self.label_map_default)
+        )
+        for k, v in self.label_map:
+            out[k] = v
+        if self.reduce_zero_label:
+            out = np.where(out == 0, 255, out - 1)
+            out[out == 254] = 255
+            out[out == 255] = self.ignore_index
+        return out
+
+    def bad_values(self, mapped: np.ndarray) -> np.ndarray:
+        """Mapped values that are neither a class nor ``ignore_index``."""
+        mapped = np.asarray(mapped)
+        return mapped[(mapped != self.ignore_index) & ((mapped < 0) | (mapped >= self.num_classes))]
+
+    def hint(self, raw_values) -> str:
+        """How to fix labels whose raw values do not fit this spec."""
+        vals = {int(v) for v in raw_values}
+        if vals <= {0, 255} and not self.label_map:
+            return (
+                "these look like binary 0/255 masks: set binary: true (num_classes 2), or "
+                "label_map: {255: 1}"
+            )
+        if self.num_classes in vals and 0 in vals and not self.reduce_zero_label:
+            return "if 0 means 'other/unlabeled', set reduce_zero_label: true"
+        return f"declare num_classes >= {max(vals) + 1}, or map the values with label_map"
 
 
-def read_label(
-    path: str | Path,
-    num_classes: int,
-    ignore_index: int = 255,
-    reduce_zero_label: bool = False,
-    mask_format: MaskFormat = "index",
-) -> np.ndarray:
-    """A label map as ``(H, W)`` int64 class indices, ``ignore_index`` for unlabeled pixels.
-
-    Args:
-        path: PNG (or any lossless single-channel image) with index values.
-        num_classes: declared number of classes; any other value (besides ``ignore_index``)
-            is an error instead of silently training on garbage.
-        ignore_index: value of unlabeled pixels, dropped from losses and metrics.
-        reduce_zero_label: mmseg semantics: 0 becomes ``ignore_index``, v becomes v - 1.
-        mask_format: ``"index"`` or ``"binary255"`` (0 = background, 255 = foreground → 1).
+def read_label_file(path: str | Path) -> np.ndarray:
+    """The raw values of a single-channel label image ``(H, W)`` int64.
 
     Raises:
-        DataError: unreadable file, colour (RGB) mask, or values outside the declared classes.
+        DataError: missing, unreadable, or a colour (multi-channel) image.
     """
     path = Path(path)
     try:
@@ -107,32 +151,57 @@ def read_label(
             "of class indices",
             "convert colour-coded masks to index PNGs (palette or grayscale)",
         )
-    label = arr.astype(np.int64)
-    if mask_format == "binary255":
-        bad = np.setdiff1d(np.unique(label), [0, 255])
-        if bad.size:
-            raise DataError(
-                path,
-                f"binary mask has values {bad[:8].tolist()} besides 0 and 255",
-                "store masks as 0/255 PNGs (resize with nearest neighbour, not bilinear)",
-            )
-        return (label == 255).astype(np.int64)
-    if mask_format != "index":
-        raise ValueError(f"mask_format must be 'index' or 'binary255', got {mask_format!r}")
-    if reduce_zero_label:
-        label = np.where(label == 0, 255, label - 1)
-        label[label == 254] = 255
-        label[label == 255] = ignore_index
-    values = np.unique(label)
-    bad = values[(values != ignore_index) & ((values < 0) | (values >= num_classes))]
+    return arr.astype(np.int64)
+
+
+def read_label(path: str | Path, spec: LabelSpec) -> np.ndarray:
+    """A label map as ``(H, W)`` int64 class indices, ``spec.ignore_index`` for unlabeled.
+
+    Raises:
+        DataError: unreadable file, colour mask, or values outside the declared classes.
+    """
+    raw = read_label_file(path)
+    label = spec.lut()[raw]
+    bad = np.unique(spec.bad_values(label))
     if bad.size:
         raise DataError(
             path,
             f"label values {bad[:8].tolist()} are outside the declared classes "
-            f"0..{num_classes - 1} (ignore_index={ignore_index})",
-            _label_values_hint(values, num_classes, mask_format),
+            f"0..{spec.num_classes - 1} (ignore_index={spec.ignore_index})",
+            spec.hint(np.unique(raw)),
         )
     return label
+
+
+def read_binary_mask(path: str | Path) -> np.ndarray:
+    """A foreground mask ``(H, W)`` int64 0/1 from a 0/255 grayscale, 1-bit, palette or RGB(A)
+    image: any channel above half its range is foreground (alpha is ignored).
+
+    Raises:
+        DataError: missing or unreadable file.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode == "1":
+                return np.asarray(img).astype(np.int64)
+            if img.mode == "P":
+                arr = np.asarray(img)
+                return (arr > 0).astype(np.int64)
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(img, dtype=np.int64)
+                return (arr > (arr.max() // 2 if arr.max() > 1 else 0)).astype(np.int64)
+            arr = np.asarray(img.convert("RGB" if img.mode not in ("L",) else "L"))
+    except FileNotFoundError as err:
+        raise DataError(path, "mask file not found") from err
+    except (OSError, ValueError, SyntaxError) as err:
+        raise DataError(path, f"not a readable mask image ({err})") from err
+    if arr.ndim == 3:
+        arr = arr.max(-1)
+    if arr.max() <= 1:  # stored as 0/1
+        return arr.astype(np.int64)
+    return (arr > 127).astype(np.int64)
 
 
 def write_label(path: str | Path, label: np.ndarray, binary: bool = False) -> Path:

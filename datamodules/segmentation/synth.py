@@ -247,7 +247,9 @@ def generate(
             # RefCOCO layout: one ref per shape, one no-target ref per image
             name = f"{item_id}.png"
             image_id = len(coco["images"]) + 1
-            _link_or_copy(img_path, out / "refcoco" / "images" / name)
+            _link_or_copy(
+                img_path, out / "refcoco" / "images" / "mscoco" / "images" / "train2014" / name
+            )
             coco["images"].append(
                 {"id": image_id, "file_name": name, "height": size, "width": size}
             )

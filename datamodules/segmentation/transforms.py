@@ -40,15 +40,26 @@ def resize_pair(
     return image, label
 
 
+def keep_ratio_size(height: int, width: int, scale: tuple[int, int]) -> tuple[int, int]:
+    """mmcv ``rescale_size`` / mmseg ``Resize(scale, keep_ratio=True)``: the (H, W) that fits
+    ``scale`` = (long edge, short edge) with the aspect ratio kept."""
+    long_edge, short_edge = max(scale), min(scale)
+    factor = min(long_edge / max(height, width), short_edge / min(height, width))
+    return max(1, int(height * factor + 0.5)), max(1, int(width * factor + 0.5))
+
+
 class RandomScaleCropFlip:
-    """Random rescale, random crop (padding if needed) and horizontal flip, aligned.
+    """Random keep-ratio rescale, random crop (padding if needed) and horizontal flip, aligned.
 
     Args:
         crop_size: output (H, W).
-        scale_range: the image is resized to ``crop_size * s``, s ~ U(scale_range).
+        scale_range: ratio range r ~ U(scale_range) of the random rescale.
         flip_prob: probability of a horizontal flip.
         ignore_index: label value for padded pixels.
         generator: ``random.Random`` to draw from (default: the ``random`` module).
+        scale: mmseg ``RandomResize(scale, ratio_range, keep_ratio=True)``: the image is fit
+            (aspect kept) into ``scale * r`` = (long, short edge). None: its short side is
+            resized to the crop's short side times r (images already at the crop size).
     """
 
     def __init__(
@@ -58,19 +69,28 @@ class RandomScaleCropFlip:
         flip_prob: float = 0.5,
         ignore_index: int = 255,
         generator: random.Random | None = None,
+        scale: tuple[int, int] | None = None,
     ):
         self.crop_size = tuple(crop_size)
         self.scale_range = tuple(scale_range)
         self.flip_prob = flip_prob
         self.ignore_index = ignore_index
         self.rng = generator or random  # the module: seeded per DataLoader worker
+        self.scale = tuple(scale) if scale is not None else None
+
+    def _target_size(self, height: int, width: int, r: float) -> tuple[int, int]:
+        if self.scale is not None:
+            return keep_ratio_size(height, width, (self.scale[0] * r, self.scale[1] * r))
+        short = min(self.crop_size) * r
+        factor = short / min(height, width)
+        return max(1, round(height * factor)), max(1, round(width * factor))
 
     def __call__(
         self, image: torch.Tensor, label: torch.Tensor, text: str | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, str | None]:
         ch, cw = self.crop_size
         s = self.rng.uniform(*self.scale_range)
-        size = (max(1, round(ch * s)), max(1, round(cw * s)))
+        size = self._target_size(*label.shape[-2:], s)
         image, label = resize_pair(image, label, size)
         pad_h, pad_w = max(0, ch - size[0]), max(0, cw - size[1])
         if pad_h or pad_w:

@@ -1,4 +1,5 @@
-"""AxialAttention equals full attention restricted to each axis (brute force)."""
+"""AxialAttention equals full attention restricted to each axis (brute force), plus Ho et
+al.'s learned per-axis positional embeddings."""
 
 import itertools
 
@@ -25,7 +26,7 @@ def masked_full_attention(axis_attn, tokens, grid, axis):
 
 
 def _block(**kw):
-    block = AxialAttention(**kw)
+    block = AxialAttention(**{"positional": False, **kw})
     with torch.no_grad():
         for p in block.parameters():
             p.add_(0.2 * torch.randn_like(p))
@@ -66,7 +67,7 @@ def test_axes_subset_and_channels_last_layout():
 def test_matches_the_axial_attention_package_with_shared_weights():
     axial_attention = pytest.importorskip("axial_attention")
     peer = axial_attention.AxialAttention(dim=8, dim_index=1, heads=2, num_dimensions=2)
-    ours = AxialAttention(8, heads=2)
+    ours = AxialAttention(8, heads=2, positional=False)
     with torch.no_grad():
         for theirs in peer.axial_attentions:
             # Each peer module permutes its attended tensor dim to position -2.
@@ -84,3 +85,38 @@ def test_bad_arguments_raise():
         AxialAttention(8, axes=(2,))
     with pytest.raises(ValueError, match="x must be"):
         AxialAttention(8, heads=2)(torch.randn(1, 4, 3, 3))
+
+
+def test_positional_embeddings_are_on_by_default_and_added_per_axis():
+    """block(x) == the same block without positions applied to x + E_0[i] + E_1[j]."""
+    block = _block(dim=8, heads=2, positional=True, max_shape=(3, 5))
+    assert AxialAttention(8, heads=2).positional  # default on
+    assert [tuple(e.shape) for e in block.pos] == [(3, 8), (5, 8)]
+    plain = _block(dim=8, heads=2)
+    plain.attns.load_state_dict(block.attns.state_dict())
+    x = torch.randn(2, 8, 3, 5, dtype=D64)
+    with torch.no_grad():
+        shifted = x + block.pos[0].t()[None, :, :, None] + block.pos[1].t()[None, :, None, :]
+        torch.testing.assert_close(block(x), plain(shifted))
+
+
+def test_positions_break_the_permutation_symmetry_along_an_axis():
+    x = torch.randn(1, 8, 4, 4, dtype=D64)
+    perm = torch.tensor([2, 0, 3, 1])
+    plain = _block(dim=8, heads=2)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x[..., perm]), plain(x)[..., perm])
+        positional = _block(dim=8, heads=2, positional=True, max_shape=(4, 4))
+        assert not torch.allclose(positional(x[..., perm]), positional(x)[..., perm])
+
+
+def test_other_lengths_interpolate_the_embeddings():
+    block = _block(dim=8, heads=2, positional=True, max_shape=(4, 4))
+    x = torch.randn(1, 8, 7, 2, dtype=D64)
+    assert block(x).shape == x.shape
+    same = torch.zeros(1, 4, 4, 8, dtype=D64)
+    torch.testing.assert_close(
+        block._with_positions(same)[0, :, 0] - block.pos[1][0], block.pos[0].detach()
+    )
+    with pytest.raises(ValueError, match="max_shape"):
+        AxialAttention(8, heads=2, max_shape=(4,))

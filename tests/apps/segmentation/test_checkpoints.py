@@ -6,7 +6,7 @@ import pytest
 
 from tessera.apps.common.checkpoints import registry
 from tessera.apps.common.cli import EvaluateRequest
-from tessera.apps.segmentation.evaluate import evaluate
+from tessera.apps.segmentation.cli import evaluate
 from tessera.datamodules.segmentation.synth import generate
 
 pytestmark = pytest.mark.slow

@@ -183,7 +183,7 @@ def test_export_load_and_evaluate(trained, world, tmp_path, capsys, mode):
 
 
 def test_calibration_picks_threshold_and_min_area_on_val(trained, world):
-    from tessera.apps.segmentation.evaluate import calibrate_grounding
+    from tessera.apps.segmentation.cli import calibrate_grounding
     from tessera.datamodules.segmentation import GroundingDataModule
 
     module, _ = load_module(trained["grounding"])
@@ -193,7 +193,7 @@ def test_calibration_picks_threshold_and_min_area_on_val(trained, world):
     assert module.min_area == best["min_area"] == module.hparams.min_area
     # min_area 10**6 empties every mask: gIoU = fraction of no-target questions
     module.threshold, module.min_area = 0.5, 10**6
-    from tessera.apps.segmentation.evaluate import evaluate_grounding
+    from tessera.apps.segmentation.cli import evaluate_grounding
 
     empty_score = evaluate_grounding(module, dm, "val")["giou"]
     assert best["giou"] >= empty_score

@@ -4,7 +4,7 @@ steps (chance level -> threshold)."""
 import pytest
 import torch
 
-from tessera.apps.segmentation.evaluate import evaluate_grounding, evaluate_semantic
+from tessera.apps.segmentation.cli import evaluate_grounding, evaluate_semantic
 from tessera.apps.segmentation.recipes import CONFIGS
 from tessera.datamodules.segmentation import GroundingDataModule, SemanticDataModule
 from tessera.datamodules.segmentation.synth import generate

@@ -79,36 +79,78 @@ def test_semantic_is_dataset_level_not_mean_of_images():
     assert metric.compute()["iou"][1].item() == pytest.approx(100 / 101)
 
 
-def _brute_grounding(preds, targets):
-    ious, i_sum, u_sum = [], 0, 0
+def _gres_reference(preds, targets):
+    """GRES (Liu, Ding & Jiang, CVPR 2023, Sec. 6 "Evaluation metrics"), per sample:
+    a no-target sample is a true positive of the no-target decision when nothing is
+    predicted (IoU 1) and a false negative otherwise (IoU 0, its predicted area in the cIoU
+    union); a target sample predicted empty is a false positive (I = 0). gIoU averages
+    per-sample IoU over all samples, cIoU = sum I / sum U, Pr@k counts target samples only,
+    N-acc = TP / (TP + FN), T-acc = TN / (TN + FP)."""
+    total = acc_iou = acc_i = acc_u = not_empty = 0
+    nt = {"TP": 0, "TN": 0, "FP": 0, "FN": 0}
+    pr = dict.fromkeys((0.5, 0.6, 0.7, 0.8, 0.9), 0)
     for p, t in zip(preds, targets, strict=True):
         keep = t != 255
         p, t = (p > 0) & keep, (t == 1) & keep
-        i, u = (p & t).sum(), (p | t).sum()
-        ious.append(1.0 if u == 0 else i / u)
-        i_sum, u_sum = i_sum + i, u_sum + u
-    ious = np.array(ious)
-    out = {"giou": ious.mean(), "ciou": i_sum / u_sum}
-    for k in (0.5, 0.6, 0.7, 0.8, 0.9):
-        out[f"prec_at_{k}"] = (ious >= k).mean()
+        inter, union = int((p & t).sum()), int((p | t).sum())
+        predicted_empty = not p.any()
+        if not t.any():
+            if predicted_empty:
+                nt["TP"] += 1
+                acc_iou += 1
+            else:
+                nt["FN"] += 1
+                acc_u += union
+        else:
+            if predicted_empty:
+                nt["FP"] += 1
+                inter = 0
+            else:
+                nt["TN"] += 1
+            iou = inter / union
+            acc_iou, acc_i, acc_u = acc_iou + iou, acc_i + inter, acc_u + union
+            not_empty += 1
+            for k in pr:
+                pr[k] += iou >= k
+        total += 1
+    out = {"giou": acc_iou / total, "ciou": acc_i / acc_u}
+    out |= {f"prec_at_{k}": v / not_empty for k, v in pr.items()}
+    out["n_acc"] = nt["TP"] / (nt["TP"] + nt["FN"])
+    out["t_acc"] = nt["TN"] / (nt["TN"] + nt["FP"])
     return out
 
 
-def test_grounding_matches_brute_force():
+def test_grounding_matches_the_gres_definitions():
     g = torch.Generator().manual_seed(0)
-    target = (torch.rand(12, 8, 8, generator=g) < 0.3).long()
-    target[:3] = 0  # no-target samples
+    target = (torch.rand(16, 8, 8, generator=g) < 0.3).long()
+    target[:4] = 0  # no-target samples
     target[5, :2] = 255
     pred = torch.where(torch.rand(target.shape, generator=g) < 0.8, target == 1, target == 0)
-    pred[0] = False  # empty target predicted empty -> 1
+    pred[0] = False  # no target, nothing predicted: the no-target decision is right
+    pred[1] = False
+    pred[6] = False  # a target sample predicted empty: false positive
     metric = GroundingIoU()
     metric.update(pred[:7], target[:7])
     metric.update(pred[7:], target[7:])
     out = metric.compute()
-    ref = _brute_grounding(pred.numpy(), target.numpy())
+    ref = _gres_reference(pred.numpy(), target.numpy())
+    assert set(ref) <= set(out)
     for key, value in ref.items():
         assert out[key].item() == pytest.approx(value, abs=1e-12), key
-    assert out["n_acc"].item() == pytest.approx(1 / 3)
+    assert out["n_acc"].item() == pytest.approx(2 / 4)
+    assert out["t_acc"].item() == pytest.approx(11 / 12)
+
+
+def test_precision_counts_target_samples_only():
+    """Many correctly-empty no-target samples must not inflate Pr@k (they do in gIoU)."""
+    metric = GroundingIoU()
+    target = torch.zeros(4, 2, 2, dtype=torch.long)
+    target[0, 0, 0] = 1
+    pred = torch.zeros(4, 2, 2, dtype=torch.bool)  # the one target is missed
+    metric.update(pred, target)
+    out = metric.compute()
+    assert out["prec_at_0.5"].item() == 0.0 and out["giou"].item() == pytest.approx(3 / 4)
+    assert out["n_acc"].item() == 1.0 and out["t_acc"].item() == 0.0
 
 
 @pytest.mark.parametrize(
@@ -118,7 +160,7 @@ def test_grounding_matches_brute_force():
         ([1, 0, 0, 0], [0, 0, 0, 0], 0.0),  # empty target, something predicted
         ([0, 0, 0, 0], [1, 1, 0, 0], 0.0),  # target missed
         ([1, 1, 0, 0], [1, 0, 0, 0], 0.5),
-        ([1, 0, 0, 0], [255, 0, 0, 0], 1.0),  # padding counts nowhere
+        ([1, 0, 0, 0], [255, 0, 0, 0], 1.0),  # padding counts nowhere: nothing predicted
     ],
 )
 def test_empty_mask_policy(pred, target, iou):
@@ -126,7 +168,8 @@ def test_empty_mask_policy(pred, target, iou):
     metric.update(torch.tensor([pred]).bool(), torch.tensor([target]))
     out = metric.compute()
     assert out["giou"].item() == pytest.approx(iou)
-    assert out["prec_at_0.5"].item() == float(iou >= 0.5)
+    if 1 in target:
+        assert out["prec_at_0.5"].item() == float(iou >= 0.5)
 
 
 def test_ciou_is_one_when_every_union_is_empty():

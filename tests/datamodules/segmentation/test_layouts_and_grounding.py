@@ -18,6 +18,7 @@ from tessera.datamodules.segmentation.grounding import (
     read_refcoco,
     read_vizwiz,
 )
+from tessera.datamodules.segmentation.io import LabelSpec
 from tessera.datamodules.segmentation.layouts import list_items
 from tessera.datamodules.segmentation.synth import CLASSES
 
@@ -48,8 +49,8 @@ def test_voc_layout(tmp_path):
     _img(root / "JPEGImages" / "2007_000032.jpg")
     _mask(root / "SegmentationClass" / "2007_000032.png", np.full((8, 8), 15))
     items = list_items(root, "val", "voc")
-    ds = SemanticDataset(items, num_classes=21, size=8)
-    assert ds[0]["label"].unique().tolist() == [15]
+    ds = SemanticDataset(items, LabelSpec(21))
+    assert ds[0]["target"].unique().tolist() == [15]
 
 
 def test_isic_layout_reads_binary_masks(tmp_path):
@@ -57,20 +58,20 @@ def test_isic_layout_reads_binary_masks(tmp_path):
     gt = np.zeros((8, 8))
     gt[2:5, 2:5] = 255
     _mask(tmp_path / "ISIC2018_Task1_Validation_GroundTruth" / "ISIC_0000001_segmentation.png", gt)
-    dm = SemanticDataModule(str(tmp_path), layout="isic", num_classes=2, size=8)
+    dm = SemanticDataModule(str(tmp_path), layout="isic", size=8)
     sample = dm.build("val", False, "raise")[0]
-    assert sample["label"].sum() == 9
+    assert sample["target"].sum() == 9 and dm.class_names == ["background", "lesion"]
 
 
 def test_mask_image_size_mismatch_is_an_error_naming_both(tmp_path):
     _img(tmp_path / "img_dir" / "train" / "a.png", 8, 8)
     _mask(tmp_path / "ann_dir" / "train" / "a.png", np.zeros((6, 8)))
-    ds = SemanticDataset(list_items(tmp_path, "train"), num_classes=2)
+    ds = SemanticDataset(list_items(tmp_path, "train"), LabelSpec(2))
     with pytest.raises(
         DataError, match=r"ann_dir/train/a.png: mask is 8x6 .* image .*a.png is 8x8"
     ):
         ds[0]
-    skipped = SemanticDataset(list_items(tmp_path, "train"), num_classes=2, on_error="skip")[0]
+    skipped = SemanticDataset(list_items(tmp_path, "train"), LabelSpec(2), on_error="skip")[0]
     assert skipped.item_id == "a" and "mask is 8x6" in skipped.reason
 
 
@@ -82,7 +83,7 @@ def test_vizwiz_reader_and_empty_question(tmp_path):
     items = read_vizwiz(tmp_path, "val")
     assert items[0].text == "What is this?" and items[0].item_id == "VizWiz_val_00000001"
     sample = GroundingDataset(items, size=8)[0]
-    assert sample["label"].sum() == 0 and sample["text"] == "What is this?"
+    assert sample["target"].sum() == 0 and sample["text"] == "What is this?"
     records["VizWiz_val_00000001.jpg"]["question"] = "   "
     (tmp_path / "val_grounding.json").write_text(json.dumps(records))
     with pytest.raises(DataError, match="empty question"):
@@ -92,7 +93,7 @@ def test_vizwiz_reader_and_empty_question(tmp_path):
 def test_refcoco_polygons_rle_and_no_target(tmp_path):
     root = tmp_path
     (root / "refcoco").mkdir()
-    _img(root / "images" / "COCO_train2014_000000000001.jpg", 10, 10)
+    _img(root / "images/mscoco/images/train2014" / "COCO_train2014_000000000001.jpg", 10, 10)
     instances = {
         "images": [
             {"id": 1, "file_name": "COCO_train2014_000000000001.jpg", "height": 10, "width": 10}
@@ -127,9 +128,9 @@ def test_refcoco_polygons_rle_and_no_target(tmp_path):
     items = read_refcoco(root, "val")
     assert [i.item_id for i in items] == ["1_11", "1_12", "2_13"]
     ds = GroundingDataset(items, size=10)
-    polygon_mask = ds[0]["label"]
+    polygon_mask = ds[0]["target"]
     assert 12 <= int(polygon_mask.sum()) <= 25  # the 4x4 square, rasterised by pycocotools
-    assert ds[2]["label"].sum() == 0  # gRefCOCO no-target ref
+    assert ds[2]["target"].sum() == 0  # gRefCOCO-style no-target ref
 
 
 def test_refs_pickle_cannot_run_code(tmp_path):
@@ -159,7 +160,7 @@ def test_grounding_datamodule_vizwiz_and_refcoco(world):
     assert len(items) == 9 and len({i.text for i in items[:3]}) > 1
     dm = GroundingDataModule(str(world / "grounding"), batch_size=3)
     batch = next(iter(dm.val_dataloader()))
-    assert len(batch["text"]) == 3 and batch["label"].shape == (3, 64, 64)
+    assert len(batch["text"]) == 3 and [t.shape for t in batch["target"]] == [(64, 64)] * 3
     rc = GroundingDataModule(str(world / "refcoco"), format="refcoco", batch_size=4)
     batch = next(iter(rc.train_dataloader()))
     assert batch["image"].shape == (4, 3, 64, 64)
