@@ -1,0 +1,187 @@
+"""Try-on metrics.
+
+Offline, always: ``ssim`` (Wang et al. 2004; 11×11 Gaussian window σ = 1.5, K = (0.01, 0.03),
+data range 1, as torchmetrics' ``StructuralSimilarityIndexMeasure(data_range=1.0)`` used by
+LaDI-VTON's evaluation), ``psnr`` (per image, data range 1), ``masked_l1`` (mean absolute error
+over the inpainting-mask pixels, the garment region) and the view-selection score: the
+normalised cross-correlation of the result with the back vs the front garment inside the
+mask (``back_view_accuracy`` = share of back-view persons whose result correlates better
+with the back garment).
+
+With network weights (optional, never downloaded): LPIPS (AlexNet, ``normalize=True``), FID
+and KID (torch-fidelity's Inception) through torchmetrics. When the weights are not in the
+local caches the metric is skipped and the reason logged — never a crash, never a number.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Per-image SSIM ``(B,)`` of ``(B, C, H, W)`` images (valid-region mean, as torchmetrics
+    and pytorch-msssim; scikit-image's ``gaussian_weights=True`` differs only at borders)."""
+    c = pred.shape[1]
+    g = _gaussian_window().to(pred.device, torch.float64)
+    win = (g[:, None] * g[None, :]).expand(c, 1, -1, -1)
+    x, y = pred.double(), target.double()
+
+    def blur(z):
+        return F.conv2d(z, win, groups=c)
+
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    num = (2 * mx * my + c1) * (2 * sxy + c2)
+    den = (mx**2 + my**2 + c1) * (sxx + syy + c2)
+    return (num / den).mean((1, 2, 3)).float()
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Per-image PSNR ``(B,)`` in dB (inf for identical images)."""
+    mse = ((pred.double() - target.double()) ** 2).mean((1, 2, 3))
+    return (10 * torch.log10(data_range**2 / mse)).float()
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-image mean |pred − target| over mask pixels ``(B,)``; NaN for an empty mask."""
+    m = mask.expand_as(pred).double()
+    total = ((pred.double() - target.double()).abs() * m).sum((1, 2, 3))
+    count = m.sum((1, 2, 3))
+    return torch.where(count > 0, total / count.clamp_min(1), torch.nan).float()
+
+
+def masked_ncc(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-image normalised cross-correlation of ``a`` and ``b`` inside ``mask`` ``(B,)``
+    (each image centred on its own masked mean, over all channels)."""
+    m = mask.expand_as(a).double()
+    n = m.sum((1, 2, 3)).clamp_min(1)
+
+    def centred(z):
+        z = z.double()
+        return (z - (z * m).sum((1, 2, 3), keepdim=True) / n.view(-1, 1, 1, 1)) * m
+
+    ca, cb = centred(a), centred(b)
+    den = (ca.pow(2).sum((1, 2, 3)) * cb.pow(2).sum((1, 2, 3))).sqrt().clamp_min(1e-12)
+    return ((ca * cb).sum((1, 2, 3)) / den).float()
+
+
+def pattern_preference(result, back, front, mask) -> torch.Tensor:
+    """``ncc(result, back) − ncc(result, front)`` in the garment region ``(B,)``: positive
+    when the result shows the back garment's pattern (``back``/``front``: each garment
+    pre-aligned onto the person)."""
+    return masked_ncc(result, back, mask) - masked_ncc(result, front, mask)
+
+
+class TryOnScores:
+    """Accumulates per-item metrics; ``compute()`` returns their means (NaNs ignored)."""
+
+    def __init__(self):
+        self.values: dict[str, list[float]] = {}
+
+    def add(self, key: str, values: torch.Tensor | list[float]) -> None:
+        values = values.tolist() if torch.is_tensor(values) else list(values)
+        self.values.setdefault(key, []).extend(float(v) for v in values)
+
+    def update(self, pred, target, mask, back=None, front=None, is_back=None) -> dict:
+        """Add one batch (images in [0, 1]); returns the per-item values."""
+        items = {
+            "ssim": ssim(pred, target),
+            "psnr": psnr(pred, target),
+            "masked_l1": masked_l1(pred, target, mask),
+        }
+        for key, value in items.items():
+            self.add(key, value)
+        if back is not None and is_back is not None and bool(is_back.any()):
+            pref = pattern_preference(pred[is_back], back[is_back], front[is_back], mask[is_back])
+            self.add("back_view_accuracy", (pref > 0).float())
+            self.add("back_view_margin", pref)
+        return items
+
+    def compute(self) -> dict[str, float]:
+        out = {}
+        for key, values in self.values.items():
+            finite = [v for v in values if math.isfinite(v)]
+            if finite:
+                out[key] = sum(finite) / len(finite)
+        return out
+
+
+def perceptual_metrics(real, fake, paired: bool) -> tuple[dict[str, float], dict[str, str]]:
+    """LPIPS (paired only), FID and KID of image lists ``(N, 3, H, W)`` in [0, 1], when their
+    weights are available offline. Returns ``(values, skipped reasons)``."""
+    values, skipped = {}, {}
+    if paired:
+        try:
+            values["lpips"] = _lpips(real, fake)
+        except Exception as err:  # missing weights: torchvision/lpips try to download
+            skipped["lpips"] = _reason(err)
+    for name in ("fid", "kid"):
+        try:
+            values[name] = _fidelity(name, real, fake)
+        except Exception as err:
+            skipped[name] = _reason(err)
+    for name, reason in skipped.items():
+        log.warning("%s skipped: %s", name, reason)
+    return values, skipped
+
+
+def _reason(err: Exception) -> str:
+    return f"weights not available offline ({err.__class__.__name__}: {str(err)[:160]})"
+
+
+def _offline():
+    """Context where any attempt to download raises instead of reaching the network."""
+    import contextlib
+    import socket
+
+    @contextlib.contextmanager
+    def guard():
+        original = socket.socket.connect
+
+        def refuse(*args, **kwargs):
+            raise OSError("network access disabled: metric weights must be in the local cache")
+
+        socket.socket.connect = refuse
+        try:
+            yield
+        finally:
+            socket.socket.connect = original
+
+    return guard()
+
+
+def _lpips(real, fake) -> float:
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    with _offline():
+        metric = LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True)
+        metric.update(fake.clamp(0, 1), real.clamp(0, 1))
+        return float(metric.compute())
+
+
+def _fidelity(name: str, real, fake) -> float:
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    with _offline():
+        if name == "fid":
+            metric = FrechetInceptionDistance(normalize=True)
+        else:
+            metric = KernelInceptionDistance(subset_size=min(50, len(real)), normalize=True)
+        metric.update(real.clamp(0, 1), real=True)
+        metric.update(fake.clamp(0, 1), real=False)
+        value = metric.compute()
+        return float(value[0] if isinstance(value, tuple) else value)

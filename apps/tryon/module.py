@@ -1,0 +1,294 @@
+"""LightningModule of the try-on app: MV-VTON diffusion, and the baselines in the same CLI.
+
+``method``:
+- ``diffusion`` — DDPM training (ε-MSE + ``x0_l1_weight`` · L1 on the one-step x̂₀, as
+  MV-VTON's loss without its VGG term), DDIM sampling started from the noised pre-aligned
+  garment at the last training timestep, unmasked region composited back.
+- ``regressor`` — the same UNet without noise input, trained with L1 to output the image.
+- ``paste`` — no network: the pre-aligned garment composited onto the agnostic person.
+
+``front_only=True`` is the ablation without view selection (always the front garment).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from tessera.apps.tryon.metrics import TryOnScores
+from tessera.apps.tryon.model import TryOnUNet
+from tessera.datamodules.common import is_empty_batch
+
+IMAGE_KEYS = (
+    "person",
+    "agnostic",
+    "prealigned",
+    "prealigned_front",
+    "prealigned_back",
+    "garment_front",
+    "garment_back",
+    "skeleton",
+    "skeleton_front",
+    "skeleton_back",
+)
+METHODS = ("diffusion", "regressor", "paste")
+
+
+def to_model_space(batch: dict) -> dict:
+    """Images [0, 1] → [-1, 1]; masks and flags unchanged."""
+    return {k: (v * 2 - 1 if k in IMAGE_KEYS else v) for k, v in batch.items()}
+
+
+def item_generator(seed: int, item_id: str, device) -> torch.Generator:
+    """Noise depends on (seed, item) only, so a result does not change with batch size,
+    resumption or the number of DDP ranks."""
+    g = torch.Generator(device=device)
+    g.manual_seed((seed * 1_000_003 + zlib.crc32(item_id.encode())) % (2**63))
+    return g
+
+
+class TryOnModule(L.LightningModule):
+    """Args:
+    method: ``diffusion``, ``regressor`` or ``paste``.
+    net: :class:`~.model.TryOnUNet` options.
+    front_only: ablation — always condition on (and start from) the front garment.
+    num_train_timesteps, beta_schedule, beta_start, beta_end: the DDPM noise schedule.
+    x0_l1_weight: weight of the L1 loss on the one-step x̂₀.
+    lr, weight_decay, warmup_steps: AdamW with linear warm-up then cosine decay.
+    ddim_steps: DDIM steps for validate/test/predict.
+    val_ddim_steps: DDIM steps used to score validation during fit (cheaper).
+    seed: sampling seed (per item, see :func:`item_generator`).
+    weights: initial weights (registry name or file), e.g. to fine-tune the shipped one.
+    predict_out: folder ``predict`` writes ``<person>___<cloth>.png`` to.
+    overwrite: re-predict items whose outputs exist.
+    """
+
+    def __init__(
+        self,
+        method: Literal["diffusion", "regressor", "paste"] = "diffusion",
+        net: dict[str, Any] | None = None,
+        front_only: bool = False,
+        num_train_timesteps: int = 1000,
+        beta_schedule: str = "linear",
+        beta_start: float = 1e-4,
+        beta_end: float = 0.02,
+        x0_l1_weight: float = 1.0,
+        lr: float = 5e-4,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 100,
+        ddim_steps: int = 20,
+        val_ddim_steps: int = 10,
+        seed: int = 23,
+        weights: str | None = None,
+        predict_out: str = "tryon_results",
+        overwrite: bool = False,
+    ):
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.save_hyperparameters()
+        self.model = (
+            None if method == "paste" else TryOnUNet(**(net or {}), diffusion=method == "diffusion")
+        )
+        from diffusers import DDIMScheduler, DDPMScheduler
+
+        schedule = dict(
+            num_train_timesteps=num_train_timesteps,
+            beta_schedule=beta_schedule,
+            beta_start=beta_start,
+            beta_end=beta_end,
+        )
+        self.train_scheduler = DDPMScheduler(**schedule, clip_sample=True)
+        self.sample_scheduler = DDIMScheduler(
+            **schedule, clip_sample=True, set_alpha_to_one=False, timestep_spacing="trailing"
+        )
+        self.scores = TryOnScores()
+        if weights:
+            from tessera.apps.common.weights import read_weights
+
+            state = read_weights(weights, "tryon").state_dict
+            self.load_state_dict(state, strict=True)
+
+    # ---------------------------------------------------------------- inputs
+    def prealigned(self, b: dict) -> torch.Tensor:
+        return b["prealigned_front"] if self.hparams.front_only else b["prealigned"]
+
+    def context(self, b: dict):
+        return self.model.garment_context(b, front_only=self.hparams.front_only)
+
+    # ---------------------------------------------------------------- training
+    def diffusion_loss(self, b: dict, generator: torch.Generator | None = None) -> torch.Tensor:
+        x0 = b["person"]
+        n = x0.shape[0]
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+        t = torch.randint(
+            0, self.hparams.num_train_timesteps, (n,), device=x0.device, generator=generator
+        )
+        x_t = self.train_scheduler.add_noise(x0, noise, t)
+        eps = self.model(x_t, t, b["agnostic"], b["mask"], self.prealigned(b), self.context(b))
+        alpha = self.train_scheduler.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1)
+        x0_hat = ((x_t - (1 - alpha).sqrt() * eps) / alpha.sqrt()).clamp(-1, 1)
+        return F.mse_loss(eps, noise) + self.hparams.x0_l1_weight * F.l1_loss(x0_hat, x0)
+
+    def regression_loss(self, b: dict) -> torch.Tensor:
+        return F.l1_loss(self.regress(b), b["person"])
+
+    def regress(self, b: dict) -> torch.Tensor:
+        zeros = torch.zeros(b["person"].shape[0], dtype=torch.long, device=b["mask"].device)
+        out = self.model(None, zeros, b["agnostic"], b["mask"], self.prealigned(b), self.context(b))
+        return out.clamp(-1, 1)
+
+    def training_step(self, batch: dict, _: int):
+        if is_empty_batch(batch):
+            return None
+        b = to_model_space(batch)
+        if self.hparams.method == "diffusion":
+            loss = self.diffusion_loss(b)
+        else:
+            loss = self.regression_loss(b)
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["item_id"]))
+        return loss
+
+    # ---------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def generate(
+        self, batch: dict, steps: int | None = None, seed: int | None = None, progress=None
+    ) -> torch.Tensor:
+        """Try-on results ``(B, 3, H, W)`` in [0, 1] for a batch of dataset samples.
+
+        Args:
+            steps: DDIM steps (default ``ddim_steps``).
+            seed: sampling seed (default ``seed``).
+            progress: optional callable ``progress(step, total)``.
+        """
+        b = to_model_space(batch)
+        mask, agnostic, start = b["mask"], b["agnostic"], self.prealigned(b)
+        if self.hparams.method == "paste":
+            out = start
+        elif self.hparams.method == "regressor":
+            out = self.regress(b)
+        else:
+            out = self.ddim_sample(
+                b,
+                start,
+                steps or self.hparams.ddim_steps,
+                self.hparams.seed if seed is None else seed,
+                progress,
+            )
+        out = mask * out + (1 - mask) * agnostic  # the unmasked region is the person's own
+        return ((out + 1) / 2).clamp(0, 1)
+
+    def ddim_sample(self, b, start, steps: int, seed: int, progress=None) -> torch.Tensor:
+        scheduler = self.sample_scheduler
+        scheduler.set_timesteps(steps, device=start.device)
+        noise = torch.stack(
+            [
+                torch.randn(start.shape[1:], generator=item_generator(seed, i, "cpu"))
+                for i in b["item_id"]
+            ]
+        ).to(start.device)
+        t0 = scheduler.timesteps[0]
+        x = scheduler.add_noise(start, noise, t0.repeat(len(start)))  # x_T from the garment
+        context = self.context(b)  # local/global garment tokens: computed once, reused
+        for k, t in enumerate(scheduler.timesteps):
+            tt = t.repeat(len(start)).to(start.device)
+            eps = self.model(x, tt, b["agnostic"], b["mask"], start, context)
+            x = scheduler.step(eps, t, x).prev_sample
+            if progress is not None:
+                progress(k + 1, len(scheduler.timesteps))
+        return x.clamp(-1, 1)
+
+    # ---------------------------------------------------------------- evaluation
+    def _evaluate(self, batch: dict, stage: str, steps: int) -> None:
+        if is_empty_batch(batch):
+            return
+        n = len(batch["item_id"])
+        if self.model is not None and self.hparams.method == "diffusion":
+            g = torch.Generator(device="cpu").manual_seed(0)
+            loss = self.diffusion_loss(to_model_space(batch), g)
+            self.log(f"{stage}/loss", loss, batch_size=n)
+        result = self.generate(batch, steps)
+        self.update_scores(self.scores, result, batch)
+
+    @staticmethod
+    def update_scores(scores: TryOnScores, result: torch.Tensor, batch: dict) -> dict:
+        is_back = torch.as_tensor(batch["view"]) == 3
+        return scores.update(
+            result,
+            batch["person"],
+            batch["mask"],
+            batch["prealigned_back"],
+            batch["prealigned_front"],
+            is_back.to(result.device),
+        )
+
+    def _log_scores(self, stage: str) -> None:
+        for key, value in self.scores.compute().items():
+            self.log(f"{stage}/{key}", value, prog_bar=key == "ssim", sync_dist=True)
+        self.scores = TryOnScores()
+
+    def on_validation_epoch_start(self) -> None:
+        self.scores = TryOnScores()
+
+    def validation_step(self, batch: dict, _: int) -> None:
+        fitting = self.trainer is not None and self.trainer.state.fn == "fit"
+        steps = self.hparams.val_ddim_steps if fitting else self.hparams.ddim_steps
+        self._evaluate(batch, "val", steps)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_scores("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.scores = TryOnScores()
+
+    def test_step(self, batch: dict, _: int) -> None:
+        self._evaluate(batch, "test", self.hparams.ddim_steps)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_scores("test")
+
+    def predict_step(self, batch: dict, _: int) -> list[dict]:
+        if is_empty_batch(batch):
+            return []
+        result = self.generate(batch)
+        out = []
+        per_item = None
+        if bool(torch.as_tensor(batch["paired"]).all()):
+            per_item = self.update_scores(TryOnScores(), result, batch)
+        for i, item_id in enumerate(batch["item_id"]):
+            item = {"item_id": item_id, "image": result[i].cpu()}
+            if per_item is not None:
+                item["metrics"] = {k: float(v[i]) for k, v in per_item.items()}
+            out.append(item)
+        return out
+
+    def configure_callbacks(self):
+        if self.trainer is not None and self.trainer.state.fn == "predict":
+            from tessera.apps.tryon.writer import TryOnWriter
+
+            return [TryOnWriter(self.hparams.predict_out, self.hparams.overwrite)]
+        return []
+
+    def configure_optimizers(self):
+        if self.model is None:
+            raise ValueError("method 'paste' has no weights to fit; use validate/test/predict")
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+        warmup = max(1, self.hparams.warmup_steps)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+
+        def factor(step: int) -> float:
+            return (
+                min(1.0, (step + 1) / warmup)
+                * 0.5
+                * (1 + math.cos(math.pi * min(step, total) / total))
+            )
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,135 @@
+"""The app through its CLI on every real layout (VITON-HD, DressCode, MVG): fit a few steps,
+evaluate the checkpoint, predict ``<person>___<cloth>.png`` (paired/unpaired, resumable);
+the baselines through the same commands; print_config; the Python API."""
+
+import json
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from helpers.layouts import tryon as layouts
+from tessera.apps.registry import get_app
+from tessera.apps.tryon import load
+from tessera.apps.tryon.cli import main
+
+from .conftest import tiny_args
+
+WRITERS = {
+    "vitonhd": layouts.write_vitonhd,
+    "dresscode": layouts.write_dresscode,
+    "mvg": layouts.write_mvg,
+}
+
+
+def last_json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_registered():
+    assert get_app("tryon").cli == "tessera.apps.tryon.cli:main"
+
+
+def test_print_config(in_repo, capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["fit", *tiny_args(tmp_path, tmp_path), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["model"]["method"] == "diffusion" and config["data"]["size"] == [32, 24]
+
+
+@pytest.mark.parametrize("layout", ["vitonhd", "dresscode", "mvg"])
+def test_fit_evaluate_predict_on_real_layout(layout, in_repo, tmp_path, capsys):
+    data = WRITERS[layout](tmp_path / layout)
+    run = tmp_path / "run"
+    args = tiny_args(data, run)
+    main(
+        [
+            "fit",
+            *args,
+            "--trainer.max_steps=2",
+            "--data.val_split=test",
+            "--trainer.limit_val_batches=1",
+            "--trainer.check_val_every_n_epoch=1",
+        ]
+    )
+    (ckpt,) = run.rglob("*.ckpt")
+    assert torch.load(ckpt, weights_only=True)["global_step"] == 2
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(data)]) == 0
+    metrics = last_json(capsys)
+    assert {"ssim", "psnr", "masked_l1", "n"} <= set(metrics) and 0 < metrics["ssim"] <= 1
+    if layout == "mvg":
+        assert metrics["n_back_view"] == 2 and "back_view_accuracy" in metrics
+    out = tmp_path / "out"
+    predict = ["predict", *args, f"--model.weights={ckpt}", f"--model.predict_out={out}"]
+    main(predict)
+    summary = json.loads((out / "summary.json").read_text())
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert summary["written"] == len(names) == metrics["n"] and summary["skipped"] == []
+    assert all("___" in n for n in names) and "ssim" in summary["metrics"]
+    assert Image.open(out / names[0]).size == (24, 32)
+    main(predict)  # resumable: nothing left to do
+    assert json.loads((out / "summary.json").read_text())["already_done"] == len(names)
+
+
+def test_unpaired_predict_names_and_api(in_repo, tmp_path, capsys):
+    data = layouts.write_vitonhd(tmp_path / "v", n_train=1, n_test=2)
+    run = tmp_path / "run"
+    main(
+        [
+            "fit",
+            *tiny_args(data, run),
+            "--trainer.max_steps=1",
+            "--data.val_split=test",
+            "--trainer.limit_val_batches=1",
+            "--trainer.check_val_every_n_epoch=1",
+        ]
+    )
+    (ckpt,) = run.rglob("*.ckpt")
+    out = tmp_path / "out"
+    main(
+        [
+            "predict",
+            *tiny_args(data, run),
+            f"--model.weights={ckpt}",
+            "--data.pairs=unpaired",
+            f"--model.predict_out={out}",
+        ]
+    )
+    assert sorted(p.name for p in out.glob("*.png")) == [
+        "00001_00___00002_00.png",
+        "00002_00___00001_00.png",
+    ]
+    tryon = load(ckpt)
+    root = data / "test"
+    person = Image.open(root / "image" / "00001_00.jpg")
+    mask = Image.open(root / "cloth-mask" / "00001_00.jpg").resize(person.size)
+    a = tryon(person, root / "cloth" / "00002_00.jpg", mask=mask, steps=2, seed=5)
+    b = tryon(person, root / "cloth" / "00002_00.jpg", mask=mask, steps=2, seed=5)
+    assert a.size == (24, 32) and list(a.getdata()) == list(b.getdata())
+    with pytest.raises(ValueError, match="paint the garment region"):
+        tryon(person, root / "cloth" / "00002_00.jpg")
+
+
+def test_baselines_in_the_same_cli(in_repo, tmp_path, capsys):
+    data = layouts.write_mvg(tmp_path / "mvg", n_train=1, n_test=1)
+    for extra in (["--model.method=regressor"], ["--model.front_only=true"]):
+        root = tmp_path / extra[0].split("=")[0].rsplit(".", 1)[1]
+        main(
+            [
+                "fit",
+                *tiny_args(data, root),
+                *extra,
+                "--trainer.max_steps=1",
+                "--data.val_split=test",
+                "--trainer.limit_val_batches=1",
+                "--trainer.check_val_every_n_epoch=1",
+            ]
+        )
+        assert len(list(root.rglob("*.ckpt"))) == 1
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", "paste", "--data", str(data)]) == 0
+    paste = last_json(capsys)
+    assert paste["n"] == 3 and paste["n_back_view"] == 1
+    assert 0.0 <= paste["back_view_accuracy"] <= 1.0
