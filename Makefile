@@ -22,7 +22,7 @@ $(STAMP):
 # Debian packages the tests use (browser tests, speech synthesis for test data).
 # Missing packages are reported, never fatal: the tests that need them skip with the reason.
 system-deps:
-	@bash scripts/system-deps.sh chromium espeak-ng
+	@bash scripts/system-deps.sh chromium espeak-ng flite festival festival-hi festival-mr festival-te festvox-ca-ona-hts festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph festvox-hi-nsk festvox-italp16k festvox-itapc16k festvox-kallpc16k festvox-kdlpc16k festvox-mr-nsk festvox-ru festvox-suopuhe-lj festvox-suopuhe-mv festvox-te-nsk festvox-us-slt-hts
 
 test: setup
 	$(BIN)/pytest

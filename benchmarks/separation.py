@@ -75,10 +75,11 @@ def _training_rows(bench) -> None:
     from tessera.apps.separation import save_weights
     from tessera.apps.separation.cli import evaluate
     from tessera.apps.separation.metrics import pit_si_snr_loss
+    from tessera.apps.separation.module import SeparationModule
     from tessera.datamodules.separation.datamodule import SeparationDataModule
-    from tessera.datamodules.separation.synth import espeak_available, generate
+    from tessera.datamodules.separation.synth import generate, missing_voices
 
-    if not espeak_available():
+    if missing_voices():
         bench.note("MossFormer vs Conv-TasNet training comparison skipped: no espeak-ng")
         return
     steps = 100 if bench.quick else 400
@@ -104,10 +105,11 @@ def _training_rows(bench) -> None:
                     step += 1
                     if step == steps:
                         break
-            path = save_weights(
-                Path(tmp) / f"{config}.safetensors", model,
-                {k: cfg[k] for k in ("arch", "num_spks", "sample_rate", "net")},
-            )  # fmt: skip
+            module = SeparationModule(
+                **{k: cfg[k] for k in ("arch", "num_spks", "sample_rate", "net")}
+            )
+            module.model.load_state_dict(model.state_dict())
+            path = save_weights(Path(tmp) / f"{config}.safetensors", module)
             metrics = evaluate(EvaluateRequest(str(path), str(world), "test"))
             bench.note(
                 f"{config} ({_params(model) / 1e3:.1f} k params) after {steps} steps of batch 4 x "

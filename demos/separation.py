@@ -23,11 +23,20 @@ MAX_SECONDS = 600
 MAX_TRACKS = 3
 
 
+# What the demo separates with: a registry name, a weight file or an official MossFormer folder
+# (set by build_demo / ``--checkpoint``).
+ACTIVE = {"checkpoint": CHECKPOINT}
+
+
 @cache
-def _separator():
+def _load(checkpoint: str):
     from tessera.apps.separation import load
 
-    return load(CHECKPOINT)
+    return load(checkpoint)
+
+
+def _separator():
+    return _load(ACTIVE["checkpoint"])
 
 
 def _examples() -> list[list]:
@@ -113,7 +122,10 @@ def separate(audio_path, reference_files, progress=gr.Progress()):  # noqa: B008
     return (*players, figure, text)
 
 
-def build_demo() -> gr.Blocks:
+def build_demo(checkpoint: str = CHECKPOINT) -> gr.Blocks:
+    """The demo page, separating with ``checkpoint`` (registry name, weight file, or a folder
+    with the official MossFormer ``encoder/masknet/decoder.bin``)."""
+    ACTIVE["checkpoint"] = str(checkpoint)
     with gr.Blocks(title="Tessera speech separation") as demo:
         gr.Markdown(
             "### Speech separation\nMossFormer (joint local/global gated attention) splits a "
@@ -171,9 +183,14 @@ def write_examples(out: Path = EXAMPLES_DIR, seed: int = 123, count: int = 2) ->
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m tessera.demos.separation")
     parser.add_argument("--write-examples", action="store_true")
-    if parser.parse_args().write_examples:
+    parser.add_argument(
+        "--checkpoint", default=CHECKPOINT,
+        help="registry name, weight file or official MossFormer folder (encoder.bin, ...)",
+    )  # fmt: skip
+    args = parser.parse_args()
+    if args.write_examples:
         write_examples()
     else:
         from tessera.demos.hub import launch
 
-        launch(build_demo())
+        launch(build_demo(args.checkpoint))

@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Installs the Debian packages named as arguments when their command is missing.
+# Installs the Debian packages named as arguments when they are missing (checked with dpkg -s,
+# or as a command on PATH when dpkg is absent, so packages without a command such as the
+# festival voices work too).
 # Never fails the build: without root or apt, it says what is missing and which tests will skip.
 set -u
+installed() {
+  if command -v dpkg-query >/dev/null 2>&1; then
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+  else
+    command -v "$1" >/dev/null 2>&1
+  fi
+}
 missing=()
 for pkg in "$@"; do
-  command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  installed "$pkg" || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -4,7 +4,10 @@ The official release (ModelScope ``damo/speech_mossformer_separation_temporal_8k
 ``modelscope`` ``models/audio/separation/mossformer*.py``) ships three ``torch.save`` state
 dicts: ``encoder.bin`` (``Encoder``), ``masknet.bin`` (``MossFormerMaskNet``) and
 ``decoder.bin`` (``Decoder``, a ``ConvTranspose1d``). Our modules mirror that structure, so the
-conversion is a key renaming; the configuration is read off the tensor shapes.
+conversion is a key renaming; the configuration is read off the tensor shapes. The
+frequency buffers of the checkpoint (``pos_enc.inv_freq``, each layer's
+``rotary_pos_emb.freqs``) are kept as they are stored, not recomputed, so the model computes
+exactly what the official one does with that file.
 """
 
 from __future__ import annotations
@@ -32,21 +35,35 @@ _MASKNET = {
 _SAME = ("norm.", "conv1d_encoder.", "pos_enc.scale", "prelu.", "conv1d_out.", "conv1_decoder.")
 
 
-def _rotary_freqs(dim: int) -> torch.Tensor:
-    return 10000.0 ** (-torch.arange(0, dim, 2).float() / dim)
+def frequency_buffers(masknet: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our buffer names -> the official file's frequency tensors (position and rotary)."""
+    buffers = {}
+    for key, value in masknet.items():
+        if key == "pos_enc.inv_freq":
+            buffers["mask_net.pos_enc.inv_freq"] = value
+        elif key.startswith(_LAYER) and key.endswith("rotary_pos_emb.freqs"):
+            index = key[len(_LAYER) :].partition(".")[0]
+            buffers[f"mask_net.blocks.{index}.rotary.inv_freq"] = value
+    return buffers
 
 
-def _check_fixed(key: str, value: torch.Tensor) -> None:
-    """Non-trainable tensors of the official checkpoint must equal what our modules compute."""
-    if not key.endswith(("pos_enc.inv_freq", "rotary_pos_emb.freqs")):
-        return
-    expected = _rotary_freqs(2 * value.numel())
-    if not torch.allclose(value.float().cpu(), expected, rtol=1e-5, atol=1e-7):
-        raise ValueError(f"{key}: frequencies differ from theta=10000 (not a MossFormer v1 file)")
+def set_frequency_buffers(model: MossFormer, buffers: dict[str, torch.Tensor]) -> None:
+    """Copy ``buffers`` (from :func:`frequency_buffers`) into ``model``'s frequency buffers.
+
+    Raises:
+        ValueError: a buffer of the wrong size (not a MossFormer v1 file of this shape).
+    """
+    own = dict(model.named_buffers())
+    for name, value in buffers.items():
+        if name not in own or own[name].shape != value.reshape(-1).shape:
+            found = tuple(own[name].shape) if name in own else "no such buffer"
+            raise ValueError(f"{name}: shape {tuple(value.shape)} does not fit ({found})")
+        own[name].copy_(value.reshape(-1).to(own[name].dtype))
 
 
 def convert_masknet_key(key: str) -> str | None:
-    """Our ``mask_net.*`` name for an official ``masknet.bin`` key (None: derived buffer)."""
+    """Our ``mask_net.*`` name for an official ``masknet.bin`` key (None: a frequency buffer,
+    see :func:`frequency_buffers`)."""
     if key == "pos_enc.inv_freq" or re.search(r"rotary_pos_emb\.", key):
         return None
     if key in _MASKNET:
@@ -78,9 +95,7 @@ def convert_official_state(
     state = {"encoder.weight": encoder["conv1d.weight"], "decoder.weight": decoder["weight"]}
     for key, value in masknet.items():
         new = convert_masknet_key(key)
-        if new is None:
-            _check_fixed(key, value)
-        else:
+        if new is not None:
             state[new] = value
     return state
 
@@ -105,6 +120,24 @@ def config_from_state(state: dict[str, torch.Tensor]) -> dict:
     }
 
 
+def official_parts(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
+    """The three official state dicts of folder ``path`` (``weights_only`` loads)."""
+    path = Path(path)
+    parts = {}
+    for name in ("encoder", "masknet", "decoder"):
+        file = path / f"{name}.bin"
+        if not file.is_file():
+            raise FileNotFoundError(
+                f"{file}: missing (an official MossFormer folder holds encoder.bin, "
+                "masknet.bin and decoder.bin)"
+            )
+        try:
+            parts[name] = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise ValueError(f"{file}: not a readable torch state dict ({err})") from err
+    return parts
+
+
 def load_official_mossformer(path: str | Path, group_size: int = 256) -> MossFormer:
     """A :class:`MossFormer` in eval mode holding the official v1 weights in folder ``path``.
 
@@ -115,14 +148,9 @@ def load_official_mossformer(path: str | Path, group_size: int = 256) -> MossFor
 
     The official model expects 8 kHz audio; :func:`tessera.apps.separation.load` resamples.
     """
-    path = Path(path)
-    parts = {}
-    for name in ("encoder", "masknet", "decoder"):
-        file = path / f"{name}.bin"
-        if not file.is_file():
-            raise FileNotFoundError(f"{file}: missing (expected encoder/masknet/decoder.bin)")
-        parts[name] = torch.load(file, map_location="cpu", weights_only=True)
+    parts = official_parts(path)
     state = convert_official_state(parts["encoder"], parts["masknet"], parts["decoder"])
     model = MossFormer(**config_from_state(state), group_size=group_size)
     model.load_state_dict(state, strict=True)
+    set_frequency_buffers(model, frequency_buffers(parts["masknet"]))
     return model.eval()

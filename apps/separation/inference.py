@@ -1,7 +1,9 @@
-"""Separating recordings of any length, rate and channel count with bounded memory.
+"""Separating recordings of any length, rate and channel count.
 
-Long inputs are cut into overlapping windows, each separated on its own; before a window is
-added to the output its sources are reordered to the permutation that best matches what is
+By default a recording is separated in one forward pass (as published numbers are computed).
+With ``chunk_seconds``, long inputs are cut into overlapping windows, each separated on its
+own; before a window is added to the output its sources are reordered to the permutation
+that best matches what is
 already written over the overlap (normalised correlation), so speakers do not swap at window
 borders; windows are cross-faded with linear ramps (overlap-add normalised by the summed
 weights). Peak memory is the output plus one batch of windows, independent of the length.
@@ -22,6 +24,9 @@ import torch
 
 from tessera.apps.separation.metrics import separation_metrics
 from tessera.datamodules.separation.audio import check_waveform, read_audio, resample, to_mono
+
+# Shortest input passed to a model (shorter ones are zero-padded): a few encoder frames.
+MIN_SAMPLES = 64
 
 
 def chunk_starts(length: int, window: int, hop: int) -> list[int]:
@@ -128,9 +133,12 @@ class Separator:
         model: ``(B, T) -> (B, K, T)`` separator.
         sample_rate: the model's rate; inputs are resampled in and the outputs back out.
         num_spks: K.
-        chunk_seconds: window length of the overlap-add path (longer inputs are chunked).
+        chunk_seconds: window length of the overlap-add path (longer inputs are chunked);
+            None separates the whole recording in one forward pass.
         overlap_seconds: overlap between windows.
         batch_size: windows per model call.
+
+    Inputs shorter than :data:`MIN_SAMPLES` are zero-padded for the model and cropped back.
 
     Example::
 
@@ -143,16 +151,16 @@ class Separator:
         model: torch.nn.Module,
         sample_rate: int,
         num_spks: int,
-        chunk_seconds: float = 4.0,
+        chunk_seconds: float | None = 4.0,
         overlap_seconds: float = 1.0,
         batch_size: int = 4,
     ):
         self.model = model
         self.sample_rate = sample_rate
         self.num_spks = num_spks
-        self.window = int(chunk_seconds * sample_rate)
+        self.window = None if chunk_seconds is None else int(chunk_seconds * sample_rate)
         self.overlap = int(overlap_seconds * sample_rate)
-        if not 0 <= self.overlap < self.window:
+        if self.window is not None and not 0 <= self.overlap < self.window:
             raise ValueError(
                 f"overlap_seconds={overlap_seconds} must be in [0, chunk_seconds={chunk_seconds})"
             )
@@ -162,15 +170,25 @@ class Separator:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def _forward(self, chunks: torch.Tensor) -> torch.Tensor:
+        """The model on ``(N, L)``, zero-padded to at least :data:`MIN_SAMPLES`."""
+        length = chunks.shape[-1]
+        if length < MIN_SAMPLES:
+            chunks = torch.nn.functional.pad(chunks, (0, MIN_SAMPLES - length))
+        return self.model(chunks)[..., :length]
+
     @torch.no_grad()
     def separate_waveform(self, mix: torch.Tensor) -> torch.Tensor:
-        """``(T,)`` at the model rate -> ``(K, T)``, chunked when longer than one window."""
+        """``(T,)`` at the model rate -> ``(K, T)``: one forward pass, or chunked when
+        ``chunk_seconds`` is set and the input is longer than one window."""
         mix = mix.to(self.device, torch.float32)
         was_training = self.model.training
         self.model.eval()
         try:
+            if self.window is None:
+                return self._forward(mix.unsqueeze(0))[0]
             return overlap_add_separate(
-                mix, self.model, self.num_spks, self.window, self.overlap, self.batch_size
+                mix, self._forward, self.num_spks, self.window, self.overlap, self.batch_size
             )
         finally:
             self.model.train(was_training)
@@ -188,15 +206,18 @@ class Separator:
             :class:`Separation` at the input's own rate.
 
         Raises:
-            ValueError: unreadable, empty, 1-sample, non-finite or >2-channel input.
+            ValueError: unreadable, empty, non-finite or >2-channel input.
         """
         mix, rate = as_waveform(audio, sample_rate)
         if float(mix.abs().max()) == 0.0:
             warnings.warn("the input is silent; returning silent sources", UserWarning, 2)
             return Separation(np.zeros((self.num_spks, len(mix)), np.float32), rate)
         model_in = resample(mix, rate, self.sample_rate)
-        if model_in.numel() < 2:
-            raise ValueError("audio is too short to separate")
+        if model_in.numel() < 1:
+            raise ValueError(
+                f"audio of {len(mix)} sample(s) at {rate} Hz has no sample at the model's "
+                f"{self.sample_rate} Hz"
+            )
         est = resample(self.separate_waveform(model_in).cpu(), self.sample_rate, rate)
         est = torch.nn.functional.pad(est, (0, max(0, len(mix) - est.shape[-1])))[:, : len(mix)]
         metrics = None

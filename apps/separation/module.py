@@ -27,9 +27,11 @@ class SeparationModule(L.LightningModule):
         weight_decay: AdamW weight decay.
         warmup_steps: linear learning-rate warm-up.
         lr_schedule: ``cosine`` (decay to 0 over the run's steps) or ``constant`` after warm-up.
-        weights: initial weights, a registry name or a ``.safetensors``/``.ckpt`` file
-            (fine-tuning, or prediction with a shipped checkpoint).
-        chunk_seconds, overlap_seconds: overlap-add windows for prediction.
+        init_weights: initial weights: a registry name, a ``.safetensors``/``.ckpt`` file of
+            this app, or a folder of official MossFormer ``encoder/masknet/decoder.bin``
+            (fine-tuning, or prediction with a shipped/official checkpoint). Their recorded
+            architecture and sample rate must match this module's.
+        chunk_seconds, overlap_seconds: overlap-add windows for prediction (None: one pass).
         predict_out: folder ``predict`` writes ``<id>_s{k}.wav`` and ``metrics.csv`` to.
         overwrite: re-separate items whose outputs already exist.
     """
@@ -44,8 +46,8 @@ class SeparationModule(L.LightningModule):
         weight_decay: float = 1e-5,
         warmup_steps: int = 0,
         lr_schedule: str = "cosine",
-        weights: str | None = None,
-        chunk_seconds: float = 4.0,
+        init_weights: str | None = None,
+        chunk_seconds: float | None = 4.0,
         overlap_seconds: float = 1.0,
         predict_out: str = "separated",
         overwrite: bool = False,
@@ -53,10 +55,39 @@ class SeparationModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.model = build_model(arch, num_spks, net)
-        if weights:
-            from tessera.apps.separation import load_weights
+        if init_weights:
+            from tessera.apps.separation.api import load_weights
 
-            load_weights(self.model, weights)
+            load_weights(self.model, init_weights, sample_rate)
+
+    def setup(self, stage: str) -> None:
+        """Refuse data whose sample rate or speaker count differs from the model's."""
+        data = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        hp = self.hparams
+        for key in ("sample_rate", "num_spks"):
+            value = getattr(getattr(data, "hparams", None), key, hp[key])
+            if stage != "predict" and value != hp[key]:
+                raise ValueError(
+                    f"data.{key}={value} but model.{key}={hp[key]}: the model would train or "
+                    f"be scored on data it does not expect; set both to the same value"
+                )
+
+    def on_train_start(self) -> None:
+        """Refuse a run whose validation would never happen (max_steps before the first
+        check, e.g. LibriMix train-360's 12.7k-step epoch with an epoch-based interval)."""
+        trainer = self.trainer
+        if trainer.max_steps <= 0 or trainer.limit_val_batches == 0:
+            return
+        first = trainer.val_check_batch
+        if trainer.check_val_every_n_epoch is not None:
+            first += (trainer.check_val_every_n_epoch - 1) * trainer.num_training_batches
+        if math.isfinite(first) and trainer.global_step + first > trainer.max_steps:
+            raise ValueError(
+                f"validation would never run: max_steps={trainer.max_steps} ends before the "
+                f"first validation at step {trainer.global_step + int(first)}; set "
+                "--trainer.val_check_interval to a number of steps <= max_steps (with "
+                "--trainer.check_val_every_n_epoch null)"
+            )
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         return self.model(mix)
@@ -69,22 +100,24 @@ class SeparationModule(L.LightningModule):
         return loss
 
     def _evaluate(self, batch: dict, stage: str) -> None:
+        """Scores each utterance on its own, unpadded (as ``evaluate`` does): padding a batch
+        would change what global attention sees."""
         if is_empty_batch(batch):
             return
-        est = self(batch["mix"])
         values: dict[str, list[torch.Tensor]] = {}
         for b, length in enumerate(batch["length"].tolist()):
+            mix = batch["mix"][b : b + 1, :length]
             one = separation_metrics(
-                est[b : b + 1, :, :length], batch["sources"][b : b + 1, :, :length],
-                batch["mix"][b : b + 1, :length],
-            )  # fmt: skip
+                self(mix).double(), batch["sources"][b : b + 1, :, :length].double(), mix.double()
+            )
             for key, value in one.items():
                 values.setdefault(key, []).append(value)
         n = len(batch["length"])
         for key, parts in values.items():
             self.log(
-                f"{stage}/{key}", torch.cat(parts).mean(), batch_size=n, prog_bar=key == "si_sdri"
-            )
+                f"{stage}/{key}", torch.cat(parts).mean().float(), batch_size=n,
+                prog_bar=key == "si_sdri",
+            )  # fmt: skip
 
     def validation_step(self, batch: dict, _: int) -> None:
         self._evaluate(batch, "val")

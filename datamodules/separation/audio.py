@@ -19,15 +19,15 @@ _RESAMPLE_LOGGED: set[tuple[int, int]] = set()
 
 
 def check_waveform(audio: torch.Tensor, name: str = "audio") -> torch.Tensor:
-    """Validate a mono waveform ``(T,)``: at least 2 samples, finite values.
+    """Validate a mono waveform ``(T,)``: at least 1 sample, finite values.
 
     Raises:
         ValueError: naming ``name`` for a wrong rank, too few samples or NaN/Inf samples.
     """
     if audio.dim() != 1:
         raise ValueError(f"{name} must be a mono waveform (T,), got shape {tuple(audio.shape)}")
-    if audio.numel() < 2:
-        raise ValueError(f"{name} has {audio.numel()} sample(s); separation needs at least 2")
+    if audio.numel() < 1:
+        raise ValueError(f"{name} has no samples (empty); separation needs at least 1")
     if not torch.isfinite(audio).all():
         bad = int((~torch.isfinite(audio)).sum())
         raise ValueError(f"{name} contains {bad} NaN/Inf sample(s)")

@@ -15,6 +15,8 @@ from tessera.datamodules.separation.dataset import (
     DynamicMixingDataset,
     MixtureDataset,
     PredictDataset,
+    folder_speakers,
+    source_speakers,
 )
 from tessera.datamodules.separation.formats import find_mixtures
 
@@ -57,13 +59,18 @@ class SeparationDataModule(PredictFilterMixin, L.LightningDataModule):
         mode: LibriMix ``min`` or ``max``.
         mix_type: LibriMix mixture folder (``mix_clean``, ``mix_both``).
         dynamic_mixing: train on fresh random mixtures of single-speaker utterances.
-        dm_folder: folder of single-speaker files for dynamic mixing, one subfolder per speaker
-            (default: the training split's reference sources).
+        dm_folder: folder of single-speaker files for dynamic mixing (LibriSpeech
+            ``<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac``, WSJ0 ``<spk>xxxxx.wav``, or one
+            subfolder per speaker; default: the training split's reference sources, speakers
+            read from the LibriMix / WSJ0-2mix mixture ids).
+        speaker_regex: regex whose group 1 is the speaker id of an utterance id (file stem,
+            or each utterance of a mixture id) when names follow neither convention.
         dm_epoch_size: dynamic mixtures per epoch.
         predict_data: what ``predict`` separates (default: ``data``).
         predict_split: split of ``predict_data`` when it is a dataset tree.
         on_error: for training/evaluation (``raise``); prediction always skips and reports.
-        cache_audio: keep decoded training audio in memory (small corpora).
+        cache_mb: memory (MB) for decoded training audio; 0 (default) reads files each time,
+            as full-size corpora (LibriMix train-360: ~100 GB decoded) do not fit in RAM.
         seed: crop and mixing seed.
     """
 
@@ -84,10 +91,11 @@ class SeparationDataModule(PredictFilterMixin, L.LightningDataModule):
         dynamic_mixing: bool = False,
         dm_folder: str | None = None,
         dm_epoch_size: int = 1000,
+        speaker_regex: str | None = None,
         predict_data: str | None = None,
         predict_split: str = "test",
         on_error: OnError = "raise",
-        cache_audio: bool = True,
+        cache_mb: float = 0.0,
         seed: int = 0,
     ):
         super().__init__()
@@ -103,17 +111,17 @@ class SeparationDataModule(PredictFilterMixin, L.LightningDataModule):
         if not hp.dynamic_mixing:
             return MixtureDataset(
                 self.mixtures(hp.train_split), hp.sample_rate, hp.num_spks, hp.segment,
-                hp.on_error, hp.seed, hp.cache_audio,
+                hp.on_error, hp.seed, hp.cache_mb,
             )  # fmt: skip
         if hp.dm_folder:
             root = Path(hp.dm_folder)
             files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+            sources = folder_speakers(files, root, hp.speaker_regex)
         else:
-            root = None
-            files = [s for m in self.mixtures(hp.train_split) for s in m.sources]
+            sources = source_speakers(self.mixtures(hp.train_split), hp.speaker_regex)
         return DynamicMixingDataset(
-            files, root, hp.sample_rate, hp.num_spks, hp.segment, hp.dm_epoch_size,
-            seed=hp.seed, cache=hp.cache_audio,
+            sources, hp.sample_rate, hp.num_spks, hp.segment, hp.dm_epoch_size,
+            seed=hp.seed, cache_mb=hp.cache_mb,
         )  # fmt: skip
 
     def setup(self, stage: str | None = None) -> None:
@@ -130,7 +138,7 @@ class SeparationDataModule(PredictFilterMixin, L.LightningDataModule):
         hp = self.hparams
         return MixtureDataset(
             self.mixtures(split, data), hp.sample_rate, hp.num_spks, None, hp.on_error,
-            cache=hp.cache_audio,
+            cache_mb=hp.cache_mb,
         )  # fmt: skip
 
     def _loader(self, dataset, batch_size: int, shuffle: bool, collate) -> DataLoader:

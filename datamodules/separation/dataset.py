@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +17,26 @@ from tessera.datamodules.separation.formats import Mixture
 
 
 class AudioCache:
-    """Reads files at one sample rate, keeping decoded audio in memory when ``enabled``."""
+    """Reads files at one sample rate, keeping up to ``max_mb`` MB of decoded audio in memory
+    (least recently used first out; 0 disables it: full-size corpora do not fit in RAM)."""
 
-    def __init__(self, sample_rate: int, enabled: bool = False):
+    def __init__(self, sample_rate: int, max_mb: float = 0.0):
         self.sample_rate = sample_rate
-        self.enabled = enabled
-        self._store: dict[Path, torch.Tensor] = {}
+        self.max_bytes = int(max_mb * 2**20)
+        self._store: OrderedDict[Path, torch.Tensor] = OrderedDict()
+        self._bytes = 0
 
     def __call__(self, path: Path) -> torch.Tensor:
         if path in self._store:
+            self._store.move_to_end(path)
             return self._store[path]
         audio = read_audio(path, self.sample_rate)[0]
-        if self.enabled:
+        size = audio.numel() * audio.element_size()
+        if 0 < size <= self.max_bytes:
             self._store[path] = audio
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                self._bytes -= self._store.popitem(last=False)[1].numel() * audio.element_size()
         return audio
 
 
@@ -51,7 +60,7 @@ class MixtureDataset(Dataset):
         segment: crop length in seconds (None: full utterance).
         on_error: ``raise`` or ``skip`` unreadable items.
         seed: base seed of the random crops (the epoch is mixed in by the datamodule).
-        cache: keep decoded audio in memory.
+        cache_mb: memory for decoded audio (0: read every file each time).
 
     Items: ``{"item_id", "mix": (T,), "sources": (K, T), "length": int}``.
     """
@@ -64,7 +73,7 @@ class MixtureDataset(Dataset):
         segment: float | None = None,
         on_error: OnError = "raise",
         seed: int = 0,
-        cache: bool = False,
+        cache_mb: float = 0.0,
     ):
         self.mixtures = mixtures
         self.num_spks = num_spks
@@ -72,7 +81,7 @@ class MixtureDataset(Dataset):
         self.on_error = on_error
         self.seed = seed
         self.epoch = 0
-        self.read = AudioCache(sample_rate, cache)
+        self.read = AudioCache(sample_rate, cache_mb)
 
     def __len__(self) -> int:
         return len(self.mixtures)
@@ -103,52 +112,120 @@ class MixtureDataset(Dataset):
         return load_item(m.item_id, m.mix, lambda: self._load(index), self.on_error)
 
 
-def speaker_of(path: Path, root: Path | None) -> str:
-    """Speaker id of a single-speaker file: its first folder under ``root`` (LibriSpeech
-    ``<speaker>/<chapter>/<utt>.flac``), or the file itself when files sit directly in ``root``."""
-    if root is not None:
-        parts = path.relative_to(root).parts
-        if len(parts) > 1:
-            return parts[0]
-    return re.sub(r"\.\w+$", "", str(path))
+# LibriSpeech utterance ids: ``<speaker>-<chapter>-<utterance>`` (e.g. ``19-198-0001``).
+LIBRISPEECH_UTTERANCE = re.compile(r"^(\d+)-\d+-\d+$")
+# WSJ0 utterance ids: 8 characters, the first three name the speaker (e.g. ``011a010d``).
+WSJ0_UTTERANCE = re.compile(r"^([0-9a-z]{3})[0-9a-z]{5}$", re.IGNORECASE)
+
+
+def speaker_of_utterance(utterance: str, speaker_regex: str | None = None) -> str | None:
+    """Speaker of an utterance id: group 1 of ``speaker_regex`` (searched), else the
+    LibriSpeech or WSJ0 convention; None when the id follows neither."""
+    if speaker_regex:
+        found = re.search(speaker_regex, utterance)
+        return found.group(1) if found else None
+    for pattern in (LIBRISPEECH_UTTERANCE, WSJ0_UTTERANCE):
+        found = pattern.match(utterance)
+        if found:
+            return found.group(1)
+    return None
+
+
+def mixture_utterances(mixture_id: str, num_spks: int) -> list[str] | None:
+    """Utterance ids of the sources of a mixture id: LibriMix ``<utt1>_<utt2>`` or WSJ0-2mix
+    ``<utt1>_<snr1>_<utt2>_<snr2>``; None for other names."""
+    parts = mixture_id.split("_")
+    if len(parts) == num_spks:
+        return parts
+    if len(parts) == 2 * num_spks:
+        return parts[0::2]
+    return None
+
+
+def source_speakers(mixtures: list[Mixture], speaker_regex: str | None = None):
+    """``[(source file, speaker id)]`` of every reference source, speakers read from the
+    mixture ids (LibriMix / WSJ0-2mix naming, or ``speaker_regex`` on each utterance id).
+
+    Mixtures whose ids name no speakers count each source as its own speaker (with a warning):
+    dynamic mixing may then pair a speaker with themself."""
+    pairs, unknown = [], 0
+    for m in mixtures:
+        utts = mixture_utterances(m.item_id, len(m.sources)) or []
+        speakers = [speaker_of_utterance(u, speaker_regex) for u in utts]
+        if len(speakers) != len(m.sources) or None in speakers:
+            unknown += 1
+            speakers = [f"{m.item_id}/s{k + 1}" for k in range(len(m.sources))]
+        pairs.extend(zip(m.sources, speakers, strict=True))
+    if unknown:
+        warnings.warn(
+            f"{unknown} of {len(mixtures)} mixture ids name no speakers (neither LibriMix "
+            "'<spk>-<chapter>-<utt>_...' nor WSJ0-2mix '<utt>_<snr>_...'); each of their sources "
+            "counts as its own speaker. Set data.speaker_regex to read them.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return pairs
+
+
+def folder_speakers(files: list[Path], root: Path, speaker_regex: str | None = None):
+    """``[(file, speaker id)]`` of single-speaker files: from the file name (``speaker_regex``,
+    LibriSpeech ``<speaker>-<chapter>-<utt>.flac``, WSJ0 ``<spk><5 chars>.wav``), else the first
+    folder under ``root`` (one folder per speaker).
+
+    Raises:
+        DataError: a file directly in ``root`` whose name names no speaker.
+    """
+    pairs = []
+    for f in files:
+        speaker = speaker_of_utterance(f.stem, speaker_regex)
+        if speaker is None:
+            parts = f.relative_to(root).parts
+            if len(parts) < 2:
+                raise DataError(
+                    f, "names no speaker", "put each speaker in its own folder or set "
+                    "data.speaker_regex (a regex whose group 1 is the speaker id)",
+                )  # fmt: skip
+            speaker = parts[0]
+        pairs.append((f, speaker))
+    return pairs
 
 
 class DynamicMixingDataset(Dataset):
     """On-the-fly mixtures of random single-speaker utterances (Zeghidour & Grangier, 2021).
 
-    Each item draws ``num_spks`` utterances of different speakers, crops ``segment`` seconds of
-    each, normalises them to unit RMS, applies a random gain in ``[-snr, +snr]`` dB to all but the
+    Each item draws ``num_spks`` utterances of ``num_spks`` different speakers, crops
+    ``segment`` seconds of each, normalises them to unit RMS, applies a random gain in
+    ``[-snr, +snr]`` dB to all but the
     first, and sums them. Items are deterministic for (seed, epoch, index).
 
     Args:
-        files: single-speaker audio files.
-        root: folder whose first-level subfolders are speakers (None: each file is a speaker).
+        sources: ``(single-speaker file, speaker id)`` pairs (:func:`source_speakers`,
+            :func:`folder_speakers`).
         sample_rate, num_spks, segment: as :class:`MixtureDataset`.
         epoch_size: number of mixtures per epoch.
         snr: maximum relative level in dB.
         seed: base seed.
-        cache: keep decoded audio in memory.
+        cache_mb: memory for decoded audio.
     """
 
     def __init__(
         self,
-        files: list[Path],
-        root: Path | None,
+        sources: list[tuple[Path, str]],
         sample_rate: int,
         num_spks: int,
         segment: float,
         epoch_size: int = 1000,
         snr: float = 5.0,
         seed: int = 0,
-        cache: bool = False,
+        cache_mb: float = 0.0,
     ):
         by_speaker: dict[str, list[Path]] = {}
-        for f in files:
-            by_speaker.setdefault(speaker_of(f, root), []).append(f)
+        for f, speaker in sources:
+            by_speaker.setdefault(speaker, []).append(f)
         if len(by_speaker) < num_spks:
             raise ValueError(
                 f"dynamic mixing needs at least num_spks={num_spks} speakers, found "
-                f"{len(by_speaker)} in {root or 'the source files'}"
+                f"{len(by_speaker)}"
             )
         self.speakers = sorted(by_speaker)
         self.files = by_speaker
@@ -158,7 +235,7 @@ class DynamicMixingDataset(Dataset):
         self.snr = snr
         self.seed = seed
         self.epoch = 0
-        self.read = AudioCache(sample_rate, cache)
+        self.read = AudioCache(sample_rate, cache_mb)
 
     def __len__(self) -> int:
         return self.epoch_size
@@ -181,6 +258,7 @@ class DynamicMixingDataset(Dataset):
             "mix": sources.sum(0),
             "sources": sources,
             "length": self.segment,
+            "speakers": [self.speakers[int(s)] for s in speakers],
         }
 
 

@@ -4,7 +4,8 @@
   ``Libri{K}Mix/wav{8k,16k}/{min,max}/{train-100,train-360,dev,test}/{mix_clean,mix_both,
   mix_single,s1..sK,noise}/<mixture_ID>.wav`` and ``metadata/mixture_{split}_{mix_type}.csv``
   with columns ``mixture_ID,mixture_path,source_1_path,...,source_K_path,[noise_path],length``.
-- WSJ0-2mix/3mix (Hershey et al., 2016): ``{tr,cv,tt}/{mix,s1,s2[,s3]}/<name>.wav``.
+- WSJ0-2mix/3mix (Hershey et al., 2016): ``{2,3}speakers/wav{8k,16k}/{min,max}/{tr,cv,tt}/
+  {mix,s1,s2[,s3]}/<utt1>_<snr1>_<utt2>_<snr2>.wav``; ``data`` may be any of these folders.
 - A plain list (CVS ``.scp`` or ``.csv``): one mixture per line, ``mix s1 s2 ...`` separated by
   spaces or commas (an optional header row starting with ``mix`` is ignored; relative paths are
   relative to the list file).
@@ -36,14 +37,21 @@ def librimix_split_dir(root: str | Path, split: str, sample_rate: int = 8000, mo
     """Folder ``.../wav{sr}k/{mode}`` holding the split folders and ``metadata/``.
 
     ``root`` may be that folder itself, a ``Libri{K}Mix`` folder or the folder containing it.
+    When the corpus has no ``wav{sr}k`` folder at ``sample_rate``, the other rate's folder is
+    used (its files are resampled on reading, which is logged).
     """
     root = Path(root)
-    sub = Path(f"wav{sample_rate // 1000}k") / mode
-    candidates = [root, root / sub, *sorted(p / sub for p in root.glob("Libri*Mix"))]
     split_name = LIBRIMIX_SPLITS.get(split, split)
-    for c in candidates:
-        if (c / "metadata").is_dir() or (c / split_name).is_dir():
-            return c
+    rates = [f"wav{sample_rate // 1000}k", *(r for r in ("wav8k", "wav16k")
+                                            if r != f"wav{sample_rate // 1000}k")]  # fmt: skip
+    for n, rate in enumerate(rates):
+        sub = Path(rate) / mode
+        candidates = [root / sub, *sorted(p / sub for p in root.glob("Libri*Mix"))]
+        if n == 0:
+            candidates.insert(0, root)
+        for c in candidates:
+            if (c / "metadata").is_dir() or (c / split_name / "mix_clean").is_dir():
+                return c
     return None
 
 
@@ -94,9 +102,26 @@ def read_librimix(
     ]
 
 
-def read_wsj0mix(root: str | Path, split: str) -> list[Mixture]:
+def wsj0mix_split_dir(root: str | Path, split: str, sample_rate: int = 8000, mode: str = "min"):
+    """Folder ``{tr,cv,tt}`` of a WSJ0-mix tree: ``root`` may be the ``{min,max}`` folder, the
+    ``wav8k``/``wav16k`` folder, ``2speakers``/``3speakers`` or the folder holding them."""
+    root = Path(root)
+    sub = Path(f"wav{sample_rate // 1000}k") / mode
+    name = WSJ_SPLITS.get(split, split)
+    candidates = [root, root / mode, root / sub, *sorted(p / sub for p in root.glob("*speakers"))]
+    for c in candidates:
+        if (c / name / "mix").is_dir():
+            return c / name
+    return None
+
+
+def read_wsj0mix(
+    root: str | Path, split: str, sample_rate: int = 8000, mode: str = "min"
+) -> list[Mixture]:
     """Mixtures of a WSJ0-2mix/3mix split: every ``mix/*.wav`` with ``s1..sK`` of the same name."""
-    split_dir = Path(root) / WSJ_SPLITS.get(split, split)
+    split_dir = wsj0mix_split_dir(root, split, sample_rate, mode) or (
+        Path(root) / WSJ_SPLITS.get(split, split)
+    )
     if not (split_dir / "mix").is_dir():
         raise DataError(split_dir, "no 'mix' folder (expected {tr,cv,tt}/{mix,s1,s2})")
     spk_dirs = sorted(
@@ -151,6 +176,6 @@ def find_mixtures(
         raise DataError(data, "dataset path does not exist")
     if librimix_split_dir(data, split, sample_rate, mode) is not None:
         return read_librimix(data, split, sample_rate, mode, mix_type)
-    if (data / WSJ_SPLITS.get(split, split) / "mix").is_dir():
-        return read_wsj0mix(data, split)
+    if wsj0mix_split_dir(data, split, sample_rate, mode) is not None:
+        return read_wsj0mix(data, split, sample_rate, mode)
     return read_folder(data)

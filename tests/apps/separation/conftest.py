@@ -24,8 +24,8 @@ def _one_thread():
 
 
 def make_world(tmp_path_factory, name: str, **sizes) -> Path:
-    if not synth.espeak_available():
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng); needed to synthesise")
+    if synth.missing_voices():
+        pytest.skip(f"missing {synth.missing_voices()} (bash scripts/system-deps.sh installs them)")
     return synth.generate(tmp_path_factory.mktemp(name), **sizes)
 
 
@@ -37,8 +37,7 @@ def small_world(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def weights(tmp_path):
-    """A random tiny MossFormer as a safetensors file with its config."""
+    """A random tiny MossFormer as a weight file of the app."""
     cfg = tiny_model_config()
     module = SeparationModule(arch=cfg["arch"], num_spks=2, sample_rate=8000, net=cfg["net"])
-    config = {"arch": "mossformer", "num_spks": 2, "sample_rate": 8000, "net": cfg["net"]}
-    return save_weights(tmp_path / "tiny.safetensors", module.model, config)
+    return save_weights(tmp_path / "tiny.safetensors", module)

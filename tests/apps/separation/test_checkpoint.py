@@ -31,7 +31,7 @@ def test_registry_entry_is_complete(entry):
 
 
 def test_reproduces_registry_metric_on_recorded_seed(entry, tmp_path_factory):
-    if not synth.espeak_available():
+    if synth.missing_voices():
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     world = synth.generate(
         tmp_path_factory.mktemp("recorded"), seed=entry.data["seed"], train=0, val=0,
@@ -43,7 +43,7 @@ def test_reproduces_registry_metric_on_recorded_seed(entry, tmp_path_factory):
 
 
 def test_generalises_to_another_seed(entry, tmp_path_factory):
-    if not synth.espeak_available():
+    if synth.missing_voices():
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     world = synth.generate(tmp_path_factory.mktemp("other"), seed=entry.data["seed"] + 101,
                            train=0, val=0, test=20)  # fmt: skip
@@ -60,7 +60,7 @@ def test_long_recording_keeps_talkers_on_their_tracks(entry, tmp_path_factory):
     from tessera.apps.separation.metrics import si_sdr
     from tessera.datamodules.separation.synth import PITCH_BANDS, Speaker, sentence, speak
 
-    if not synth.espeak_available():
+    if synth.missing_voices():
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     import numpy as np
 

@@ -38,6 +38,7 @@ def test_print_config(in_repo, capsys):
 def test_fit_then_resume_from_checkpoint(in_repo, small_world, tmp_path, config):
     args = [
         "fit", *TINY, "-c", f"apps/separation/configs/{config}.yaml",
+        "--trainer.val_check_interval", "1",
         "--data.data", str(small_world), "--trainer.max_steps", "2",
         "--trainer.default_root_dir", str(tmp_path), "--data.batch_size", "2",
         "--trainer.enable_checkpointing", "true",
@@ -53,7 +54,7 @@ def test_predict_writes_tracks_csv_and_resumes(in_repo, small_world, tmp_path, w
     out = tmp_path / "out"
     args = [
         "predict", *TINY, "--data.data", str(small_world), "--data.predict_split", "test",
-        "--model.weights", str(weights), "--model.predict_out", str(out),
+        "--model.init_weights", str(weights), "--model.predict_out", str(out),
     ]  # fmt: skip
     main(args)
     ids = [r["mixture_ID"] for r in csv_rows(next(small_world.rglob("*test*.csv")))]
@@ -80,8 +81,8 @@ def test_predict_a_plain_folder_at_another_rate_and_a_corrupt_file(in_repo, tmp_
     sf.write(folder / "talk.wav", np.random.default_rng(0).standard_normal(16000) * 0.1, 16000)
     (folder / "broken.wav").write_bytes(b"RIFF nonsense")
     out = tmp_path / "out"
-    main(["predict", *TINY, "--data.predict_data", str(folder), "--model.weights", str(weights),
-          "--model.predict_out", str(out)])  # fmt: skip
+    main(["predict", *TINY, "--data.predict_data", str(folder), "--model.init_weights",
+          str(weights), "--model.predict_out", str(out)])  # fmt: skip
     data, rate = sf.read(out / "talk_s1.wav")
     assert rate == 16000 and len(data) == 16000
     summary = json.loads((out / "summary.json").read_text())

@@ -16,7 +16,7 @@ def _predict(root, world, weights, out, devices):
     argv = [
         sys.executable, "-m", "tessera.apps.separation.cli", "predict", *TINY,
         "--data.data", str(world), "--data.predict_split", "test",
-        "--model.weights", str(weights), "--model.predict_out", str(out),
+        "--model.init_weights", str(weights), "--model.predict_out", str(out),
         "--trainer.devices", str(devices),
         "--trainer.strategy", "ddp" if devices > 1 else "auto",
     ]  # fmt: skip

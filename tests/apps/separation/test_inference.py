@@ -124,8 +124,7 @@ def test_inputs_paths_bytes_stereo_int16(tmp_path):
 @pytest.mark.parametrize(
     "audio, match",
     [
-        (np.zeros(0, np.float32), "at least 2"),
-        (np.zeros(1, np.float32), "at least 2"),
+        (np.zeros(0, np.float32), "no samples"),
         (np.array([0.1, np.nan, 0.2], np.float32), "NaN/Inf"),
         (np.array([0.1, np.inf, 0.2], np.float32), "NaN/Inf"),
         (np.zeros((100, 3), np.float32), "3 channels"),
@@ -136,6 +135,17 @@ def test_bad_input_is_a_clear_error(audio, match):
     model = MossFormer(encoder_dim=16, channels=16, num_blocks=1, query_key_dim=16)
     with pytest.raises(ValueError, match=match):
         Separator(model, 8000, 2)(audio, sample_rate=8000)
+
+
+@pytest.mark.parametrize("length", [1, 2, 15, 63])
+def test_inputs_shorter_than_the_encoder_are_padded_internally(length):
+    model = MossFormer(encoder_dim=16, channels=16, num_blocks=1, query_key_dim=16)
+    audio = np.random.default_rng(length).standard_normal(length).astype(np.float32) * 0.1
+    for chunk in (None, 0.5):
+        result = Separator(model, 8000, 2, chunk_seconds=chunk, overlap_seconds=0.1)(
+            audio, sample_rate=8000
+        )
+        assert result.sources.shape == (2, length) and np.isfinite(result.sources).all()
 
 
 def test_silence_warns_and_returns_silent_tracks():

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def world(tmp_path_factory):
     from tessera.datamodules.separation import synth
 
-    if not synth.espeak_available():
+    if synth.missing_voices():
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     return synth.generate(tmp_path_factory.mktemp("learn"), seed=11, train=60, val=8, test=0)
 

@@ -14,6 +14,7 @@ from tessera.datamodules.separation.dataset import (
     DynamicMixingDataset,
     MixtureDataset,
     PredictDataset,
+    folder_speakers,
 )
 from tessera.datamodules.separation.formats import (
     find_mixtures,
@@ -142,9 +143,9 @@ def test_bad_file_is_named_and_skippable(tmp_path, content, problem):
 
 def test_bad_samples_are_refused(tmp_path):
     write(tmp_path / "nan.wav", np.array([0.1, np.nan, 0.2], np.float32), subtype="FLOAT")
-    write(tmp_path / "one.wav", np.array([0.1], np.float32))
+    write(tmp_path / "empty.wav", np.zeros(0, np.float32))
     write(tmp_path / "many.wav", np.zeros((10, 4), np.float32))
-    for name, match in (("nan", "NaN"), ("one", "at least 2"), ("many", "4 channels")):
+    for name, match in (("nan", "NaN"), ("empty", "no samples"), ("many", "4 channels")):
         with pytest.raises(DataError, match=match):
             read_audio(tmp_path / f"{name}.wav")
 
@@ -172,8 +173,8 @@ def test_dynamic_mixing_draws_distinct_speakers_at_bounded_snr(tmp_path):
     for spk in ("s100", "s200", "s300"):
         for u in range(2):
             write(tmp_path / spk / "ch1" / f"{u}.flac", rng.standard_normal(3000) * 0.1)
-    files = sorted(tmp_path.rglob("*.flac"))
-    ds = DynamicMixingDataset(files, tmp_path, 8000, 2, segment=0.25, epoch_size=20, snr=5.0)
+    files = folder_speakers(sorted(tmp_path.rglob("*.flac")), tmp_path)
+    ds = DynamicMixingDataset(files, 8000, 2, segment=0.25, epoch_size=20, snr=5.0)
     for i in range(20):
         item = ds[i]
         torch.testing.assert_close(item["mix"], item["sources"].sum(0))
@@ -181,7 +182,7 @@ def test_dynamic_mixing_draws_distinct_speakers_at_bounded_snr(tmp_path):
         assert abs(20 * torch.log10(rms[1] / rms[0])) <= 5.0 + 1e-3
     assert torch.equal(ds[3]["mix"], ds[3]["mix"])
     with pytest.raises(ValueError, match="at least num_spks=2 speakers"):
-        DynamicMixingDataset(files[:2], tmp_path, 8000, 2, segment=0.1)
+        DynamicMixingDataset(files[:2], 8000, 2, segment=0.1)
 
 
 def test_datamodule_batches_and_predict_items(tmp_path):

@@ -1,19 +1,20 @@
 """The espeak-ng world: LibriMix layout, determinism, disjoint voices per split, SNR range."""
 
 import hashlib
-import shutil
 
+import numpy as np
 import pytest
 import torch
 
 from tessera.apps.separation.metrics import si_sdr
 from tessera.datamodules.separation import synth
+from tessera.datamodules.separation import voices as V
 from tessera.datamodules.separation.dataset import MixtureDataset
 from tessera.datamodules.separation.formats import read_librimix
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None,
-    reason="espeak-ng is not installed (apt-get install espeak-ng); needed to synthesise",
+    bool(synth.missing_voices()),
+    reason=f"speech synthesisers missing ({synth.missing_voices()}): bash scripts/system-deps.sh",
 )
 
 
@@ -58,16 +59,31 @@ def test_deterministic_for_a_seed_and_split_sizes_independent(world, tmp_path):
     assert digest(other) != digest(again)
 
 
-def test_splits_use_disjoint_voice_variants(world):
-    variants = {}
-    for split in ("train", "val", "test"):
-        variants[split] = {
-            part.split(".")[1] for m in read_librimix(world, split) for part in
-            m.item_id.rsplit("_", 1)[0].split("_")
-        }  # fmt: skip
-    assert not variants["train"] & variants["test"]
-    assert not variants["train"] & variants["val"]
-    assert not variants["val"] & variants["test"]
+def test_splits_use_disjoint_voices_and_never_the_held_out_english_ones(world):
+    voices = {}
+    for split in ("train-100", "dev", "test"):
+        espeak, natural = synth.make_speakers(split, np.random.default_rng(0))
+        voices[split] = {s.voice.name.split("+")[-1] for s in espeak} | {
+            s.voice.name for s in natural}  # fmt: skip
+    held_out = {v.name for v in V.HELD_OUT_ENGLISH}
+    for a, b in (("train-100", "dev"), ("train-100", "test"), ("dev", "test")):
+        assert not voices[a] & voices[b]
+    assert not held_out & set().union(*voices.values())
+    speakers = {}
+    for split in ("train", "val", "test"):  # LibriSpeech-style ids name disjoint speakers
+        speakers[split] = {
+            u.split("-")[0] for m in read_librimix(world, split) for u in m.item_id.split("_")
+        }
+    assert not speakers["train"] & speakers["test"] and not speakers["train"] & speakers["val"]
+
+
+def test_pitch_ranges_overlap_by_default():
+    espeak, _ = synth.make_speakers("train-100", np.random.default_rng(0))
+    pitches = [s.pitch for s in espeak]
+    assert min(pitches) < 30 and max(pitches) > 70  # the full range, not bands per talker
+    banded, _ = synth.make_speakers("train-100", np.random.default_rng(0), pitch_bands=True)
+    assert all(synth.PITCH_BANDS[s.band][0] <= s.pitch < synth.PITCH_BANDS[s.band][1]
+               for s in banded)  # fmt: skip
 
 
 def test_sixteen_khz_and_three_talkers(tmp_path):
