@@ -216,3 +216,18 @@ def test_synth_command_writes_all_layouts(tmp_path):
     assert (out / "grounding" / "test_grounding.json").is_file()
     assert (out / "refcoco" / "refcoco" / "refs(unc).p").is_file()
     assert not (out / "grounding" / "val_grounding.json").exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["segmentation-semantic-tiny.safetensors", "segmentation-grounding-tiny.safetensors"]
+)
+def test_shipped_first_release_files_still_load(name):
+    """The shipped files predate apps.common.weights and the axial positional embeddings:
+    they load strictly, and the semantic one records that it has no embeddings."""
+    from tessera.apps.common.checkpoints import checkpoints_dir
+
+    module, data = load_module(checkpoints_dir() / name)
+    assert data["size"] == 64
+    if module.mode == "semantic":
+        assert module.hparams.axial_positional is False
+        assert not module.net.bottleneck.positional
