@@ -26,7 +26,10 @@ class SeparationModule(L.LightningModule):
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         warmup_steps: linear learning-rate warm-up.
-        lr_schedule: ``cosine`` (decay to 0 over the run's steps) or ``constant`` after warm-up.
+        lr_schedule: ``cosine`` (decay to 0 over the run's steps), ``constant`` after warm-up,
+            or ``plateau``: halve the rate when validation SI-SDRi has not improved for
+            ``plateau_patience`` validations (the MossFormer / SpeechBrain recipe).
+        plateau_patience: validations without improvement before halving (``plateau``).
         init_weights: initial weights: a registry name, a ``.safetensors``/``.ckpt`` file of
             this app, or a folder of official MossFormer ``encoder/masknet/decoder.bin``
             (fine-tuning, or prediction with a shipped/official checkpoint). Their recorded
@@ -46,6 +49,7 @@ class SeparationModule(L.LightningModule):
         weight_decay: float = 1e-5,
         warmup_steps: int = 0,
         lr_schedule: str = "cosine",
+        plateau_patience: int = 2,
         init_weights: str | None = None,
         chunk_seconds: float | None = 4.0,
         overlap_seconds: float = 1.0,
@@ -161,10 +165,19 @@ class SeparationModule(L.LightningModule):
         opt = torch.optim.AdamW(
             self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
-        if self.hparams.lr_schedule not in ("cosine", "constant"):
+        if self.hparams.lr_schedule not in ("cosine", "constant", "plateau"):
             raise ValueError(
-                f"lr_schedule must be 'cosine' or 'constant', got {self.hparams.lr_schedule!r}"
+                "lr_schedule must be 'cosine', 'constant' or 'plateau', got "
+                f"{self.hparams.lr_schedule!r}"
             )
+        if self.hparams.lr_schedule == "plateau":
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode="max", factor=0.5, patience=self.hparams.plateau_patience
+            )
+            return {
+                "optimizer": opt,
+                "lr_scheduler": {"scheduler": sched, "monitor": "val/si_sdri", "interval": "epoch"},
+            }
         warmup = max(1, self.hparams.warmup_steps)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         cosine = self.hparams.lr_schedule == "cosine"

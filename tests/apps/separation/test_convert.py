@@ -273,3 +273,22 @@ def test_official_weights_from_every_entry_point(request, tmp_path, monkeypatch,
     demo.build_demo(str(official))
     assert demo._separator().model.num_spks == 2
     demo.ACTIVE["checkpoint"] = demo.CHECKPOINT
+
+
+def test_paper_recipe_halves_the_rate_on_a_validation_plateau(request):
+    path = request.config.rootpath / "apps" / "separation" / "configs" / "mossformer_l.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    assert cfg["model"]["lr"] == 1.5e-4 and cfg["model"]["lr_schedule"] == "plateau"
+    assert cfg["trainer"]["max_epochs"] == 120 and cfg["trainer"]["accumulate_grad_batches"] == 4
+    assert cfg["data"]["dynamic_mixing"] and cfg["data"]["dm_epoch_size"] == 20000
+    from tessera.apps.separation.module import SeparationModule
+
+    module = SeparationModule(net=dict(encoder_dim=16, channels=16, num_blocks=1,
+                                       query_key_dim=16), lr=1.5e-4,
+                              lr_schedule="plateau", plateau_patience=1)  # fmt: skip
+    optim = module.configure_optimizers()
+    sched = optim["lr_scheduler"]["scheduler"]
+    assert optim["lr_scheduler"]["monitor"] == "val/si_sdri"
+    for value in (5.0, 6.0, 6.0, 6.0):  # improves, then stalls for two validations
+        sched.step(value)
+    assert optim["optimizer"].param_groups[0]["lr"] == pytest.approx(0.75e-4)
