@@ -82,7 +82,12 @@ def fit(workdir: Path, name: str, extra: tuple[str, ...] = ()) -> Path:
             *([f"--ckpt_path={resume[-1]}"] if resume else []),
         ]
     )
-    return root / "last" / "last.ckpt"
+    return newest(root)
+
+
+def newest(root: Path) -> Path:
+    """The latest checkpoint of a fit (``last.ckpt``, or ``last-vN.ckpt`` after a resume)."""
+    return max((root / "last").glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
 
 
 def export(ckpt: Path, out: Path) -> Path:
@@ -104,12 +109,11 @@ def score(checkpoint: str, data: Path) -> dict:
 def finish(workdir: Path) -> dict:
     """Export, evaluate the model and baselines on both worlds, write the registry entry."""
     out = checkpoints_dir() / f"{NAME}.safetensors"
-    export(workdir / "main" / "last" / "last.ckpt", out)
+    export(newest(workdir / "main"), out)
     models = {"mvvton": str(out), "paste": "paste"}
     for name in BASELINES:
-        ckpt = workdir / name / "last" / "last.ckpt"
-        if ckpt.is_file():
-            models[name] = str(export(ckpt, workdir / f"{name}.safetensors"))
+        if (workdir / name / "last").is_dir():
+            models[name] = str(export(newest(workdir / name), workdir / f"{name}.safetensors"))
     results = {
         world: {name: score(path, workdir / world) for name, path in models.items()}
         for world in ("world", "unseen")

@@ -108,3 +108,22 @@ def test_regressor_variant_takes_no_noisy_image():
         model.garment_context(cond()),
     )
     assert out.shape == (B, 3, H, W)
+
+
+@pytest.mark.parametrize("name", ["vitonhd-256", "vitonhd-512"])
+def test_gpu_configs_build_and_fit_their_resolution(name):
+    """The full-size configs: the UNet builds from the yaml, its size divides the levels;
+    the published model is latent (SD-size) so no parameter count is compared here."""
+    import pathlib
+
+    import yaml
+
+    import tessera.apps.tryon
+
+    path = pathlib.Path(tessera.apps.tryon.__file__).parent / "configs" / f"{name}.yaml"
+    config = yaml.safe_load(path.read_text())
+    net = TryOnUNet(**config["model"]["net"])
+    h, w = config["data"]["size"]
+    levels = len(config["model"]["net"]["channels"]) - 1
+    assert h % 2**levels == 0 and w % 2**levels == 0
+    assert 5e6 < sum(p.numel() for p in net.parameters()) < 2e8
