@@ -26,6 +26,8 @@ class CheckpointEntry:
     command: str
     data: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    # the same metrics on worlds of seeds nobody trained on: {seed: {metric: value}}
+    other_seeds: dict = field(default_factory=dict)
 
     @property
     def path(self) -> Path:

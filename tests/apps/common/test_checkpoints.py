@@ -76,3 +76,10 @@ def test_write_registry_entry_adds_and_replaces_only_its_entry(tmp_path, monkeyp
         "seg-a": {"task": "segmentation", "metrics": {"miou": 0.9}},
         "other-b": {"task": "other", "metrics": {"x": 1}},
     }
+
+
+def test_other_seed_metrics_are_part_of_an_entry(fake_registry):
+    raw = yaml.safe_load((fake_registry / "registry.yaml").read_text())
+    raw["checkpoints"]["toy-tiny"]["other_seeds"] = {7: {"acc": 0.88}}
+    (fake_registry / "registry.yaml").write_text(yaml.safe_dump(raw))
+    assert ckpt.registry()["toy-tiny"].other_seeds == {7: {"acc": 0.88}}
