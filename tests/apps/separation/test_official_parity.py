@@ -1,11 +1,11 @@
 """Parity with the official MossFormer code (ModelScope ``models/audio/separation/
 mossformer*.py``, the dev dependency ``modelscope``) at a realistic length: 4 s at 8 kHz.
 
-Only the model files are imported; ModelScope's registry/hub modules they name are stubbed,
-so nothing of the hub (and nothing online) runs, and so is SpeechBrain's ``LayerNorm`` (a
+Only the model files are imported; the ModelScope registry/hub modules they name are stubbed
+(nothing of the hub, nothing online runs), and so is SpeechBrain's ``LayerNorm`` (a
 ``torch.nn.LayerNorm`` wrapper) when SpeechBrain is not installed. The official modules are
-built with random weights, saved as the official ``encoder.bin``/``masknet.bin``/
-``decoder.bin``, and loaded through every path users take (:func:`load` and ``--model.init_weights``)."""
+built with random weights, saved as the official encoder/masknet/decoder ``.bin`` files, and
+loaded through the paths users take (:func:`load` and ``--model.init_weights``)."""
 
 import importlib
 import importlib.util
