@@ -126,15 +126,16 @@ def image_path(image_dir: Path, image: dict) -> Path:
 
 
 def gt_instances(coco: CocoKeypoints, image_dir: str | Path, train: bool) -> list[PersonInstance]:
-    """Person instances from the ground truth. For training, crowd boxes and persons with
-    no labelled keypoint are left out (as mmpose); boxes empty after clipping always are."""
+    """Person instances from the ground truth. Persons with no labelled keypoint (which
+    includes crowd regions) are left out for training and evaluation alike, as mmpose's
+    ``CocoDataset`` does (COCOeval ignores them); so are boxes empty after clipping."""
     out = []
     for ann in coco.annotations:
         if int(ann["category_id"]) != 1:
             continue
         img = coco.images[int(ann["image_id"])]
         kpts = np.asarray(ann["keypoints"], dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
-        if train and (ann["iscrowd"] or (kpts[:, 2] > 0).sum() == 0):
+        if (train and ann["iscrowd"]) or (kpts[:, 2] > 0).sum() == 0:
             coco.report["no labelled keypoints or crowd"] += 1
             continue
         box = clip_box(ann["bbox"], int(img["width"]), int(img["height"]))

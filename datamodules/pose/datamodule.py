@@ -193,7 +193,10 @@ class CocoKeypointDataModule(PoseDataModule):
             return coco.detection_instances(
                 images, self._detections_path(), folder, hp.det_score_threshold, self.report
             )
-        return self.instances(hp.predict_split or hp.test_split, train=False)
+        split = hp.predict_split or hp.test_split
+        found = self.instances(split, train=False)
+        self.box_source["predict"] = self.box_source[split]
+        return found
 
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
@@ -210,8 +213,13 @@ class CocoKeypointDataModule(PoseDataModule):
                 self.instances(hp.test_split, False), False, self.on_error
             )
         if stage == "predict":
-            found = self.keep_for_predict(self.predict_instances(), lambda i: i.item_id)
-            self.datasets["predict"] = self._dataset(found, False, "skip")
+            self._predict_items = self.predict_instances()
+
+    def predict_dataloader(self):
+        # The prediction writer installs its filter after setup: apply it here.
+        found = self.keep_for_predict(self._predict_items, lambda i: i.item_id)
+        self.datasets["predict"] = self._dataset(found, False, "skip")
+        return self._loader("predict", False)
 
     def split_of(self, stage: str) -> str:
         hp = self.hparams
@@ -295,11 +303,11 @@ class H36MDataModule(PoseDataModule):
         if stage in (None, "test"):
             self.datasets["test"] = LiftingDataset(self.sequences(hp.test_subjects), hp.frames)
         if stage == "predict":
-            seqs = self.sequences(hp.predict_subjects or hp.test_subjects)
-            keep = self.keep_for_predict(seqs, sequence_id)
-            self.datasets["predict"] = SequenceList(keep)
+            self._predict_items = self.sequences(hp.predict_subjects or hp.test_subjects)
 
     def predict_dataloader(self):
+        keep = self.keep_for_predict(self._predict_items, sequence_id)
+        self.datasets["predict"] = SequenceList(keep)
         return DataLoader(self.datasets["predict"], batch_size=1, collate_fn=_first)
 
 

@@ -30,8 +30,8 @@ def test_reads_the_released_layout(root):
     ann = coco.read_annotations(root / "annotations/person_keypoints_train2017.json")
     train = coco.gt_instances(ann, root / "train2017", train=True)
     every = coco.gt_instances(ann, root / "train2017", train=False)
-    # crowd and unlabelled persons are training-only exclusions, as in mmpose
-    assert len(every) == len(train) + 2 and ann.report["no labelled keypoints or crowd"] == 2
+    # crowd regions and unlabelled persons are left out, as in mmpose
+    assert len(every) == len(train) and ann.report["no labelled keypoints or crowd"] == 4
     assert all(i.keypoints.shape == (17, 3) for i in train)
     assert all(i.image_path.name == f"{i.image_id:012d}.jpg" for i in train)
 
