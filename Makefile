@@ -37,6 +37,12 @@ demo: setup
 bench: setup
 	$(BIN)/python -m benchmarks run
 
+# On a CUDA machine: every GPU test + the GPU benchmarks, one markdown report (docs/kernels.md).
+# Without a GPU it says so and exits 0.
+.PHONY: gpu-check
+gpu-check: $(STAMP)
+	$(BIN)/python -m benchmarks gpu
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from benchmarks.harness import Bench
 
-_NOT_BENCHMARKS = {"harness", "__main__"}
+_NOT_BENCHMARKS = {"harness", "__main__", "gpu"}
 
 
 def available() -> list[str]:
@@ -31,7 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
     sub.add_parser("list", help="list the benchmarks")
-    args = parser.parse_args(argv)
+    sub.add_parser("gpu", help="GPU tests + GPU benchmarks, one report (make gpu-check)")
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "gpu":
+        from benchmarks import gpu
+
+        return gpu.main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
     if args.command == "list":
         print("\n".join(available()))

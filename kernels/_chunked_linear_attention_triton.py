@@ -5,6 +5,10 @@ One program per (batch * head, block of value features) walks the sequence in bl
 Causal: intra-block masked (q k^T) v plus the inter-block state q S. The backward runs the same
 walk forward for dq (state S = sum k^T v) and backward for dk, dv (state R = sum q^T dO);
 dq and dk sum over value features and are accumulated with atomics in fp32 buffers.
+
+Half precision: the states are fp32 and the 1/N scale is applied to them (and to each
+block's fp32 products) before any cast to the input dtype, so sum k^T v cannot overflow
+fp16 and dO / N cannot underflow it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ def _block_dims(d: int, dv: int) -> tuple[int, int]:
 @triton.jit
 def _load_rows(ptr, rows, cols, n_rows, n_cols):
     mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
-    return tl.load(ptr + rows[:, None] * n_cols + cols[None, :], mask=mask, other=0.0)
+    offsets = tl.cast(rows, tl.int64)[:, None] * n_cols + cols[None, :]  # N * D may pass 2**31
+    return tl.load(ptr + offsets, mask=mask, other=0.0)
 
 
 @triton.jit
@@ -62,19 +67,19 @@ def cla_fwd_kernel(
             state += tl.dot(tl.trans(k), v, input_precision="ieee")
     for start in range(0, N, BLOCK_N):
         q = _load_rows(Q, start + rn, rd, N, D)
-        out = tl.dot(q, state.to(q.dtype), input_precision="ieee")
+        # The state is scaled by 1/N in fp32 before the half cast: sum k^T v overflows fp16
+        # at N ~ 30k with O(1) features, its mean does not.
+        out = tl.dot(q, (state * scale).to(q.dtype), input_precision="ieee")
         if CAUSAL:
             k = _load_rows(K, start + rn, rd, N, D)
             v = _load_rows(V, start + rn, re, N, DV)
-            scores = tl.dot(q, tl.trans(k), input_precision="ieee")
+            scores = tl.dot(q, tl.trans(k), input_precision="ieee")  # one block: no overflow
             scores = tl.where(rn[:, None] >= rn[None, :], scores, 0.0)
-            out += tl.dot(scores.to(v.dtype), v, input_precision="ieee")
+            out += tl.dot(scores.to(v.dtype), v, input_precision="ieee") * scale
             state += tl.dot(tl.trans(k), v, input_precision="ieee")
-        rows = start + rn
+        rows = tl.cast(start + rn, tl.int64)
         mask = (rows[:, None] < N) & (re[None, :] < DV)
-        tl.store(
-            Out + rows[:, None] * DV + re[None, :], (out * scale).to(Out.dtype.element_ty), mask
-        )
+        tl.store(Out + rows[:, None] * DV + re[None, :], out.to(Out.dtype.element_ty), mask)
 
 
 @triton.jit
@@ -116,17 +121,20 @@ def cla_bwd_kernel(
             k = _load_rows(K, start + rn, rd, N, D)
             v = _load_rows(V, start + rn, re, N, DV)
             state += tl.dot(tl.trans(k), v, input_precision="ieee")
+    # The 1/N scale goes on the fp32 states and products, never on dO in half precision,
+    # where dO / N underflows (dO ~ 1e-3, N ~ 30k).
     for start in range(0, N, BLOCK_N):
         rows = start + rn
-        g = (_load_rows(DO, rows, re, N, DV) * scale).to(Q.dtype.element_ty)
-        dq = tl.dot(g, tl.trans(state.to(g.dtype)), input_precision="ieee")
+        g = _load_rows(DO, rows, re, N, DV).to(Q.dtype.element_ty)
+        dq = tl.dot(g, tl.trans((state * scale).to(g.dtype)), input_precision="ieee")
         if CAUSAL:
             k = _load_rows(K, rows, rd, N, D)
             v = _load_rows(V, rows, re, N, DV)
             p = tl.where(tril, tl.dot(g, tl.trans(v), input_precision="ieee"), 0.0)
-            dq += tl.dot(p.to(k.dtype), k, input_precision="ieee")
+            dq += tl.dot(p.to(k.dtype), k, input_precision="ieee") * scale
             state += tl.dot(tl.trans(k), v, input_precision="ieee")
-        tl.atomic_add(DQ + rows[:, None] * D + rd[None, :], dq, mask=(rows[:, None] < N) & d_mask)
+        rows64 = tl.cast(rows, tl.int64)[:, None]
+        tl.atomic_add(DQ + rows64 * D + rd[None, :], dq, mask=(rows[:, None] < N) & d_mask)
 
     # dk_j = sum_{i: j in J(i)} (g_i . v_j) q_i, dv_j = sum (q_i . k_j) g_i, walking backward
     # with R = sum q^T g.
@@ -134,31 +142,35 @@ def cla_bwd_kernel(
     if not CAUSAL:
         for start in range(0, N, BLOCK_N):
             q = _load_rows(Q, start + rn, rd, N, D)
-            g = (_load_rows(DO, start + rn, re, N, DV) * scale).to(q.dtype)
+            g = _load_rows(DO, start + rn, re, N, DV).to(q.dtype)
             rstate += tl.dot(tl.trans(q), g, input_precision="ieee")
     n_blocks = tl.cdiv(N, BLOCK_N)
     for i in range(0, n_blocks):
         rows = (n_blocks - 1 - i) * BLOCK_N + rn
         k = _load_rows(K, rows, rd, N, D)
         v = _load_rows(V, rows, re, N, DV)
-        dk = tl.dot(v, tl.trans(rstate.to(v.dtype)), input_precision="ieee")
-        dv = tl.dot(k, rstate.to(k.dtype), input_precision="ieee")
+        r_scaled = rstate * scale
+        dk = tl.dot(v, tl.trans(r_scaled.to(v.dtype)), input_precision="ieee")
+        dv = tl.dot(k, r_scaled.to(k.dtype), input_precision="ieee")
         if CAUSAL:
             q = _load_rows(Q, rows, rd, N, D)
-            g = (_load_rows(DO, rows, re, N, DV) * scale).to(q.dtype)
+            g = _load_rows(DO, rows, re, N, DV).to(q.dtype)
             p = tl.where(tril, tl.dot(g, tl.trans(v), input_precision="ieee"), 0.0)
-            dk += tl.dot(tl.trans(p.to(q.dtype)), q, input_precision="ieee")
+            dk += tl.dot(tl.trans(p.to(q.dtype)), q, input_precision="ieee") * scale
             a = tl.where(tril, tl.dot(q, tl.trans(k), input_precision="ieee"), 0.0)
-            dv += tl.dot(tl.trans(a.to(g.dtype)), g, input_precision="ieee")
+            dv += tl.dot(tl.trans(a.to(g.dtype)), g, input_precision="ieee") * scale
             rstate += tl.dot(tl.trans(q), g, input_precision="ieee")
         row_mask = rows[:, None] < N
-        tl.atomic_add(DK + rows[:, None] * D + rd[None, :], dk, mask=row_mask & d_mask)
-        dv_ptrs = DV_OUT + rows[:, None] * DV + re[None, :]
+        rows64 = tl.cast(rows, tl.int64)[:, None]
+        tl.atomic_add(DK + rows64 * D + rd[None, :], dk, mask=row_mask & d_mask)
+        dv_ptrs = DV_OUT + rows64 * DV + re[None, :]
         tl.store(dv_ptrs, dv.to(DV_OUT.dtype.element_ty), mask=row_mask & (re[None, :] < DV))
 
 
-def _launch_grid(q: torch.Tensor, dv: int, block_e: int) -> tuple[int, int]:
-    return q.shape[0] * q.shape[1], triton.cdiv(dv, block_e)
+def launch_grid(batch: int, heads: int, dv: int, block_e: int) -> tuple[int, int, int]:
+    """(batch * heads on x, value-feature blocks on y, 1): x allows 2**31 - 1 sequences;
+    y = cdiv(Dv, BLOCK_E) stays far below 65 535 for any feature size."""
+    return batch * heads, triton.cdiv(dv, block_e), 1
 
 
 @torch.library.custom_op("tessera::chunked_linear_attention_fwd", mutates_args=())
@@ -167,7 +179,7 @@ def _fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> tor
     n, d, dv = q.shape[2], q.shape[3], v.shape[3]
     block_d, block_e = _block_dims(d, dv)
     out = torch.empty_like(v)
-    cla_fwd_kernel[_launch_grid(q, dv, block_e)](
+    cla_fwd_kernel[launch_grid(*q.shape[:2], dv, block_e)](
         q, k, v, out, n, d, dv, 1.0 / n, causal, BLOCK_N, block_d, block_e
     )
     return out
@@ -188,7 +200,7 @@ def _bwd(
     dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
     dk = torch.zeros(k.shape, dtype=torch.float32, device=k.device)
     dvalue = torch.empty_like(v)
-    cla_bwd_kernel[_launch_grid(q, dv, block_e)](
+    cla_bwd_kernel[launch_grid(*q.shape[:2], dv, block_e)](
         q, k, v, grad, dq, dk, dvalue, n, d, dv, 1.0 / n, causal, BLOCK_N, block_d, block_e
     )
     return dq.to(q.dtype), dk.to(k.dtype), dvalue

@@ -1,4 +1,7 @@
-"""Triton path of ``deform_attn3d``: one program per (query block, batch * head, channel block).
+"""Triton path of ``deform_attn3d``: one program per (query block, batch, head, channel block).
+
+The (query block, batch, head) product is on grid x, channel blocks on y; offsets that
+scale with the batch or the number of samples are computed in int64.
 
 Each program walks levels and points and gathers the 8 trilinear corners of every sample for
 ``BLOCK_Q`` queries and a block of up to 64 channels at once; out-of-volume corners read zeros, like
@@ -62,15 +65,16 @@ def deform_attn3d_fwd_kernel(
     BLOCK_Q: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
-    bh = tl.program_id(1)
-    b = bh // HH
+    n_qblocks = tl.cdiv(NQ, BLOCK_Q)
+    bh = tl.program_id(0) // n_qblocks
+    b = tl.cast(bh // HH, tl.int64)
     h = bh % HH
-    rq = tl.program_id(0) * BLOCK_Q + tl.arange(0, BLOCK_Q)
-    rd = tl.program_id(2) * BLOCK_D + tl.arange(0, BLOCK_D)
+    rq = (tl.program_id(0) % n_qblocks) * BLOCK_Q + tl.arange(0, BLOCK_Q)
+    rd = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     q_mask = rq < NQ
     d_mask = rd[None, :] < DH
     row_stride = HH * DH
-    value = VALUE + b.to(tl.int64) * S * row_stride + h * DH
+    value = VALUE + b * S * row_stride + h * DH
     sample_base = ((b * NQ + rq) * HH + h) * (L * P)  # first (level, point) of each query
     acc = tl.zeros((BLOCK_Q, BLOCK_D), dtype=tl.float32)
     for lvl in range(L):
@@ -96,7 +100,7 @@ def deform_attn3d_fwd_kernel(
                             other=0.0,
                         ).to(tl.float32)
                         acc += (a * wx * wy * wt)[:, None] * corner
-    out = OUT + ((b * NQ + rq) * HH + h).to(tl.int64)[:, None] * DH + rd[None, :]
+    out = OUT + ((b * NQ + rq) * HH + h)[:, None] * DH + rd[None, :]
     tl.store(out, acc.to(OUT.dtype.element_ty), mask=q_mask[:, None] & d_mask)
 
 
@@ -120,18 +124,19 @@ def deform_attn3d_bwd_kernel(
     BLOCK_Q: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
-    bh = tl.program_id(1)
-    b = bh // HH
+    n_qblocks = tl.cdiv(NQ, BLOCK_Q)
+    bh = tl.program_id(0) // n_qblocks
+    b = tl.cast(bh // HH, tl.int64)
     h = bh % HH
-    rq = tl.program_id(0) * BLOCK_Q + tl.arange(0, BLOCK_Q)
-    rd = tl.program_id(2) * BLOCK_D + tl.arange(0, BLOCK_D)
+    rq = (tl.program_id(0) % n_qblocks) * BLOCK_Q + tl.arange(0, BLOCK_Q)
+    rd = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     q_mask = rq < NQ
     d_mask = rd[None, :] < DH
     row_stride = HH * DH
-    batch_offset = b.to(tl.int64) * S * row_stride + h * DH
+    batch_offset = b * S * row_stride + h * DH
     value = VALUE + batch_offset
     grad_value = GRAD_VALUE + batch_offset
-    g_ptr = GRAD_OUT + ((b * NQ + rq) * HH + h).to(tl.int64)[:, None] * DH + rd[None, :]
+    g_ptr = GRAD_OUT + ((b * NQ + rq) * HH + h)[:, None] * DH + rd[None, :]
     g = tl.load(g_ptr, mask=q_mask[:, None] & d_mask, other=0.0).to(tl.float32)
     sample_base = ((b * NQ + rq) * HH + h) * (L * P)
     for lvl in range(L):
@@ -180,9 +185,24 @@ def _geometry(value: torch.Tensor, loc: torch.Tensor) -> tuple[int, ...]:
     return b, s, hh, dh, nq, n_levels, p
 
 
+MAX_GRID_X = 2**31 - 1
+
+
+def launch_grid(b: int, hh: int, dh: int, nq: int) -> tuple[int, int, int]:
+    """(query blocks x batch x heads on x, channel blocks on y, 1), within CUDA's limits
+    (x < 2**31, y <= 65 535) for any batch; x would only overflow for sampling tensors of
+    more than 2**36 points, which do not fit on a GPU."""
+    x = triton.cdiv(nq, BLOCK_Q) * b * hh
+    if x > MAX_GRID_X:
+        raise ValueError(
+            f"deform_attn3d: {b} x {hh} x {nq} queries need grid x = {x} > {MAX_GRID_X}; "
+            "split the batch"
+        )
+    return x, triton.cdiv(dh, min(BLOCK_D_MAX, triton.next_power_of_2(dh))), 1
+
+
 def _grid_and_block(b: int, hh: int, dh: int, nq: int) -> tuple[tuple[int, int, int], int]:
-    block_d = min(BLOCK_D_MAX, triton.next_power_of_2(dh))
-    return (triton.cdiv(nq, BLOCK_Q), b * hh, triton.cdiv(dh, block_d)), block_d
+    return launch_grid(b, hh, dh, nq), min(BLOCK_D_MAX, triton.next_power_of_2(dh))
 
 
 @torch.library.custom_op("tessera::deform_attn3d_fwd", mutates_args=())

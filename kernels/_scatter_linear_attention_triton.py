@@ -28,7 +28,14 @@ def _block_dims(d: int, dv: int) -> tuple[int, int]:
 @triton.jit
 def _load_rows(ptr, rows, cols, end, row_stride, n_cols):
     mask = (rows[:, None] < end) & (cols[None, :] < n_cols)
-    return tl.load(ptr + rows[:, None] * row_stride + cols[None, :], mask=mask, other=0.0)
+    offsets = _offsets(rows, cols, row_stride)
+    return tl.load(ptr + offsets, mask=mask, other=0.0)
+
+
+@triton.jit
+def _offsets(rows, cols, row_stride):
+    """(rows, cols) element offsets in int64: N * H * D passes 2**31 at ~10M voxels."""
+    return tl.cast(rows, tl.int64)[:, None] * row_stride + cols[None, :]
 
 
 @triton.jit
@@ -91,7 +98,7 @@ def sla_fwd_kernel(
         den = tl.sum(fq.to(tl.float32) * s[None, :], axis=1) + eps
         mask = (rows[:, None] < end) & (re[None, :] < DV)
         y = num / den[:, None]
-        tl.store(Y + rows[:, None] * (H * DV) + re[None, :], y.to(Y.dtype.element_ty), mask)
+        tl.store(Y + _offsets(rows, re, H * DV), y.to(Y.dtype.element_ty), mask)
 
 
 @triton.jit
@@ -141,7 +148,7 @@ def sla_bwd_kernel(
         gfq = tl.dot(ga.to(fq.dtype), tl.trans(kv.to(fq.dtype)), input_precision="ieee")
         gfq += gb[:, None] * s[None, :]
         mask = (rows[:, None] < end) & (rd[None, :] < D)
-        tl.store(GFQ + rows[:, None] * (H * D) + rd[None, :], gfq, mask)
+        tl.store(GFQ + _offsets(rows, rd, H * D), gfq, mask)
         gkv += tl.dot(tl.trans(fq), ga.to(fq.dtype), input_precision="ieee")
         gs += tl.sum(gb[:, None] * fq.to(tl.float32), axis=0)
     for i in range(start, end, BLOCK_N):
@@ -151,8 +158,13 @@ def sla_bwd_kernel(
         gfk = tl.dot(v, tl.trans(gkv.to(v.dtype)), input_precision="ieee") + gs[None, :]
         gv = tl.dot(fk, gkv.to(fk.dtype), input_precision="ieee")
         row_mask = rows[:, None] < end
-        tl.store(GFK + rows[:, None] * (H * D) + rd[None, :], gfk, row_mask & (rd[None, :] < D))
-        tl.store(GV + rows[:, None] * (H * DV) + re[None, :], gv, row_mask & (re[None, :] < DV))
+        tl.store(GFK + _offsets(rows, rd, H * D), gfk, row_mask & (rd[None, :] < D))
+        tl.store(GV + _offsets(rows, re, H * DV), gv, row_mask & (re[None, :] < DV))
+
+
+def launch_grid(windows: int, heads: int) -> tuple[int, int, int]:
+    """(windows on x, heads on y, 1): x allows 2**31 - 1 windows, y is a handful of heads."""
+    return windows, heads, 1
 
 
 @torch.library.custom_op("tessera::scatter_linear_attention_fwd", mutates_args=())
@@ -164,7 +176,7 @@ def _fwd(
     dv = v.shape[2]
     block_d, block_e = _block_dims(d, dv)
     y = torch.empty_like(v)
-    sla_fwd_kernel[(offsets.numel() - 1, h)](
+    sla_fwd_kernel[launch_grid(offsets.numel() - 1, h)](
         fq, fk, v, y, offsets, h, d, dv, eps, BLOCK_N, block_d, block_e
     )
     return y
@@ -190,7 +202,7 @@ def _bwd(
     block_d, block_e = _block_dims(d, dv)
     gfq, gfk = (torch.zeros(fq.shape, dtype=torch.float32, device=fq.device) for _ in range(2))
     gv = torch.zeros(v.shape, dtype=torch.float32, device=v.device)
-    sla_bwd_kernel[(offsets.numel() - 1, h)](
+    sla_bwd_kernel[launch_grid(offsets.numel() - 1, h)](
         fq, fk, v, gy, gfq, gfk, gv, offsets, h, d, dv, eps, BLOCK_N, block_d, block_e
     )
     return gfq.to(fq.dtype), gfk.to(fk.dtype), gv.to(v.dtype)

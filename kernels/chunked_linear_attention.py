@@ -43,7 +43,14 @@ def _check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
 def chunked_linear_attention_torch(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool
 ) -> torch.Tensor:
-    """Exact PyTorch path; the causal case is block-tiled and fully vectorised over blocks."""
+    """Exact PyTorch path; the causal case is block-tiled and fully vectorised over blocks.
+
+    fp16/bf16 inputs are computed in fp32 (state, 1/N scaling and products; autograd
+    follows), and only the output is cast back: in half precision sum k^T v overflows.
+    """
+    if q.dtype in (torch.float16, torch.bfloat16):
+        out = chunked_linear_attention_torch(q.float(), k.float(), v.float(), causal=causal)
+        return out.to(q.dtype)
     n = q.shape[2]
     if not causal:
         # 1/N on the (D, Dv) state, not on the (N, Dv) output: one pass over N fewer.

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tessera.kernels import attention, varlen_attention
+from tessera.kernels import attention
 from tessera.shared_blocks.registry import BLOCKS
 from tessera.shared_blocks.voxel.partition import (
     SetPartition,
@@ -309,6 +309,37 @@ class DSVTBackbone(nn.Module):
         return x
 
 
+def cell_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, counts: torch.Tensor):
+    """Multi-head attention of one query per cell over that cell's keys.
+
+    The keys of cell m are the ``counts[m]`` consecutive rows after those of cells < m. One
+    query against at most a stride volume of keys is a dot product per key, a softmax per
+    cell and a weighted sum: segment reductions do it directly, where attention tiles would
+    spend a whole MMA row block on one query. Same result as
+    ``varlen_attention(q, k, v, cu_q=arange(M + 1), cu_k=cumsum(counts), 1, max(counts))``;
+    half inputs are computed in fp32 (the output has the input dtype); deterministic.
+
+    Args:
+        q: (M, H, D) one query per cell.
+        k: (N, H, D) keys sorted by cell.
+        v: (N, H, D) values sorted by cell.
+        counts: (M,) int, keys per cell, all >= 1, summing to N.
+
+    Returns:
+        (M, H, D).
+    """
+    cell = torch.repeat_interleave(torch.arange(counts.numel(), device=q.device), counts)
+    dtype = torch.promote_types(q.dtype, torch.float32)  # fp16/bf16 computed in fp32
+    qf, kf, vf = q.to(dtype), k.to(dtype), v.to(dtype)
+    scores = (qf[cell] * kf).sum(-1) * q.shape[-1] ** -0.5  # (N, H)
+    # The softmax does not depend on the shift, so the cell maxima need no gradient.
+    cell_max = torch.segment_reduce(scores.detach(), "max", lengths=counts, axis=0)
+    p = torch.exp(scores - cell_max[cell])
+    denom = torch.segment_reduce(p, "sum", lengths=counts, axis=0)  # (M, H), >= 1
+    out = torch.segment_reduce(p[..., None] * vf, "sum", lengths=counts, axis=0)
+    return (out / denom[..., None]).to(v.dtype)
+
+
 @BLOCKS.register_module()
 class DSVTPooling(nn.Module):
     """DSVT attention-style 3-D pooling (``Stage_ReductionAtt_Block``).
@@ -316,8 +347,8 @@ class DSVTPooling(nn.Module):
     Voxels are grouped into pooling cells of ``stride`` voxels; the query of a cell is the
     channel-wise max over its voxels, the keys are the voxels plus a learned per-position
     embedding, the values the voxels; one multi-head attention per cell (ragged cells, one
-    :func:`tessera.kernels.varlen_attention` call, no padding to the cell volume), then
-    ``LN(attn + query)``.
+    :func:`cell_attention`, segment reductions over the ragged cells, no padding to the cell
+    volume), then ``LN(attn + query)``.
 
     Args:
         dim: C.
@@ -370,9 +401,7 @@ class DSVTPooling(nn.Module):
         q = self.q_proj(query).view(m, h, d)
         k = self.k_proj((features + self.pos_embedding[in_cell])[order]).view(n, h, d)
         v = self.v_proj(features[order]).view(n, h, d)
-        cu_q = torch.arange(m + 1, dtype=torch.int32, device=features.device)
-        cu_k = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]).to(torch.int32)
-        out = varlen_attention(q, k, v, cu_q, cu_k, 1, int(counts.max()))  # (M, H, D)
+        out = cell_attention(q, k, v, counts)  # (M, H, D)
         out = self.proj(out.reshape(m, c_dim))
         return self.norm(out + query), pooled_coords, pooled_grid, cell
 

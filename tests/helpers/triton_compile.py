@@ -22,7 +22,7 @@ SHARED_LIMIT = {80: 166912, 90: 232448}
 TENSOR_CORE_OP = {80: "mma.sync", 90: "wgmma"}
 
 _COMPILE = r"""
-import importlib, json, sys
+import importlib, json, sys, time
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
@@ -30,6 +30,7 @@ from triton.compiler import ASTSource
 specs = json.loads(sys.stdin.read())
 out = []
 for s in specs:
+    start = time.process_time()
     module, _, name = s["kernel"].partition(":")
     fn = getattr(importlib.import_module(module), name)
     compiled = triton.compile(
@@ -38,8 +39,13 @@ for s in specs:
         options={"num_warps": s["num_warps"], "num_stages": s["num_stages"]},
     )
     ptx = compiled.asm["ptx"]
-    out.append({"arch": s["arch"], "shared": compiled.metadata.shared,
-                "mma_sync": "mma.sync" in ptx, "wgmma": "wgmma" in ptx})
+    report = {"arch": s["arch"], "shared": compiled.metadata.shared,
+              "mma_sync": "mma.sync" in ptx, "wgmma": "wgmma" in ptx,
+              "cpu_s": round(time.process_time() - start, 2)}
+    if s["keep_ptx"]:
+        report["ptx"] = ptx
+    out.append(report)
+    print(s["kernel"], s["arch"], report["cpu_s"], file=sys.stderr, flush=True)
 print(json.dumps(out))
 """
 
@@ -51,7 +57,7 @@ def _kernel_path(kernel) -> str:
     return f"{fn.__module__}:{fn.__name__}"
 
 
-def compile_for_gpus(
+def compile_spec(
     kernel,
     signature: dict[str, str],
     constexprs: dict,
@@ -60,13 +66,12 @@ def compile_for_gpus(
     num_stages: int = 2,
     archs: tuple[int, ...] = (80, 90),
 ) -> list[dict]:
-    """Compile ``kernel`` (a jit function or ``"module:name"``) for each arch.
+    """The compile jobs of ``kernel`` (a jit function or ``"module:name"``), one per arch.
 
     ``signature`` maps every argument name to its Triton type (``"*fp16"``, ``"i32"``,
     ``"fp32"``, ``"constexpr"``); ``constexprs`` gives the values of the constexpr ones.
-    Returns one ``{"arch", "shared", "mma_sync", "wgmma"}`` dict per arch.
     """
-    specs = [
+    return [
         {
             "kernel": _kernel_path(kernel),
             "signature": signature,
@@ -77,6 +82,23 @@ def compile_for_gpus(
         }
         for arch in archs
     ]
+
+
+def compile_for_gpus(kernel, signature: dict[str, str], constexprs: dict, **options) -> list[dict]:
+    """Compile ``kernel`` for each arch (options of :func:`compile_spec`).
+
+    Returns one ``{"arch", "shared", "mma_sync", "wgmma", "cpu_s", "ptx"?}`` dict per arch
+    (``cpu_s``: CPU seconds the compilation took).
+    """
+    return compile_specs(compile_spec(kernel, signature, constexprs, **options))
+
+
+def compile_specs(specs: list[dict], *, keep_ptx: bool = False) -> list[dict]:
+    """Run many compile jobs in one subprocess (one interpreter start-up for all of them).
+
+    With ``keep_ptx`` every report also carries the PTX text.
+    """
+    specs = [dict(s, keep_ptx=keep_ptx) for s in specs]
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [tests_dir, env.get("PYTHONPATH")]))
@@ -107,12 +129,17 @@ def check_compiles(
         kernel, signature, constexprs, num_warps=num_warps, num_stages=num_stages
     )
     for report in reports:
-        arch = report["arch"]
-        assert report["shared"] <= SHARED_LIMIT[arch], (
-            f"sm_{arch}: {report['shared']} B shared memory > {SHARED_LIMIT[arch]} B"
-        )
-        if expect_tensor_cores:
-            op = TENSOR_CORE_OP[arch]
-            found = report["mma_sync"] if arch == 80 else report["wgmma"]
-            assert found, f"sm_{arch}: no {op} in the PTX; matmuls do not use tensor cores"
+        assert_fits_and_uses_tensor_cores(report, expect_tensor_cores=expect_tensor_cores)
     return reports
+
+
+def assert_fits_and_uses_tensor_cores(report: dict, *, expect_tensor_cores: bool = True) -> None:
+    """Shared memory within the arch's limit; ``mma.sync`` (sm_80) / ``wgmma`` (sm_90) found."""
+    arch = report["arch"]
+    assert report["shared"] <= SHARED_LIMIT[arch], (
+        f"sm_{arch}: {report['shared']} B shared memory > {SHARED_LIMIT[arch]} B"
+    )
+    if expect_tensor_cores:
+        op = TENSOR_CORE_OP[arch]
+        found = report["mma_sync"] if arch == 80 else report["wgmma"]
+        assert found, f"sm_{arch}: no {op} in the PTX; matmuls do not use tensor cores"

@@ -8,7 +8,11 @@ import torch
 from helpers.triton_compile import check_compiles
 from tessera.kernels import chunked_linear_attention
 from tessera.kernels._chunked_linear_attention_triton import BLOCK_N
-from tessera.kernels.chunked_linear_attention import CHUNKED_LINEAR_ATTENTION, TORCH_BLOCK
+from tessera.kernels.chunked_linear_attention import (
+    CHUNKED_LINEAR_ATTENTION,
+    TORCH_BLOCK,
+    chunked_linear_attention_torch,
+)
 
 
 def naive(q, k, v, causal):
@@ -135,3 +139,64 @@ def test_cuda_half_precision_matches_naive(monkeypatch, dtype, causal):
     grads = torch.autograd.grad(out, half, grad.to(dtype))
     for g, r in zip(grads, torch.autograd.grad(ref, ref_leaves, grad), strict=True):
         torch.testing.assert_close(g.double(), r, rtol=tol, atol=tol * r.abs().max())
+
+
+# ----------------------------------------------------------------------------- half precision
+
+
+def _uniform_half(n, high, dtype, d=16, device="cpu"):
+    """q, k, v ~ U(0, high) in ``dtype`` (positive features: sum k^T v grows like N)."""
+    return tuple((torch.rand(1, 1, n, d, device=device) * high).to(dtype) for _ in range(3))
+
+
+def _check_half(q, k, v, causal, grad_scale=1e-3):
+    """Output within half tolerance of fp64; gradients for dO ~ 1e-3 within 2x the error of
+    plain PyTorch accumulating in fp32 and cast to the half dtype."""
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    out = chunked_linear_attention(*leaves, causal=causal)
+    exact = [t.double().requires_grad_() for t in (q, k, v)]
+    ref = chunked_linear_attention_torch(*exact, causal=causal)  # exact path, any backend
+    assert torch.isfinite(out).all()
+    tol = 2e-3 if q.dtype == torch.float16 else 1.6e-2
+    torch.testing.assert_close(out.double(), ref, rtol=tol, atol=tol * ref.abs().max().item())
+
+    grad = (torch.randn(out.shape, device=q.device) * grad_scale).to(q.dtype)
+    grads = torch.autograd.grad(out, leaves, grad)
+    want = torch.autograd.grad(ref, exact, grad.double())
+    plain_in = [t.float().requires_grad_() for t in (q, k, v)]
+    plain_out = chunked_linear_attention_torch(*plain_in, causal=causal)
+    plain = [g.to(q.dtype) for g in torch.autograd.grad(plain_out, plain_in, grad.float())]
+    for name, g, w, p in zip("qkv", grads, want, plain, strict=True):
+        assert torch.isfinite(g).all(), f"d{name} is not finite"
+        err, base = (g.double() - w).abs().max().item(), (p.double() - w).abs().max().item()
+        assert err <= 2 * base + 1e-6 * w.abs().max().item(), f"d{name}: {err:.3e} > 2 x {base:.3e}"
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_torch_fp16_long_sequence_stays_finite_and_accurate(torch_backend, causal):
+    # N = 32k, U(0, 3): sum k^T v ~ 32k * 2.25 = 74k > fp16's 65 504.
+    q, k, v = _uniform_half(32 * 1024, 3.0, torch.float16)
+    assert CHUNKED_LINEAR_ATTENTION.select(q, k, v, causal=causal)[0] == "torch"
+    _check_half(q, k, v, causal)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("causal", [True, False])
+def test_triton_fp16_state_overflow_and_gradient_underflow(triton_backend, causal):
+    # Interpreter-sized: N = 512 with U(0, 24) features gives the same overflowing sum
+    # k^T v ~ 74k as N = 32k with U(0, 3); dO / N = 2e-6 would be an fp16 subnormal.
+    q, k, v = _uniform_half(512, 24.0, torch.float16)
+    assert CHUNKED_LINEAR_ATTENTION.select(q, k, v, causal=causal)[0] == "triton"
+    _check_half(q, k, v, causal)
+
+
+@pytest.mark.gpu
+@pytest.mark.kernels
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("causal", [True, False])
+def test_cuda_half_long_sequence_stays_finite_and_accurate(monkeypatch, dtype, causal):
+    monkeypatch.delenv("TESSERA_KERNELS", raising=False)
+    q, k, v = _uniform_half(32 * 1024, 3.0, dtype, d=64, device="cuda")
+    assert CHUNKED_LINEAR_ATTENTION.select(q, k, v, causal=causal)[0] == "triton"
+    _check_half(q, k, v, causal)

@@ -4,8 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tessera.kernels import varlen_attention
 from tessera.shared_blocks.voxel import DSVTPooling, FlatWindowAttention, ScatteredLinearAttention
-from tessera.shared_blocks.voxel.dsvt import SetAttentionLayer, rotated_sets
+from tessera.shared_blocks.voxel.dsvt import SetAttentionLayer, cell_attention, rotated_sets
 from tessera.shared_blocks.voxel.flatformer import flat_window_groups
 from tessera.shared_blocks.voxel.partition import window_offsets
 
@@ -148,3 +149,25 @@ def test_scattered_linear_attention_equals_per_window_loop(scene):
             )
         ref[rows] = F.linear(torch.cat(heads, 1), sla.proj.weight, sla.proj.bias)
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cell_attention_equals_varlen_attention(dtype):
+    """The segment-reduction pooling path gives the numbers of the varlen attention path."""
+    counts = torch.tensor([1, 5, 2, 8, 1, 3])  # ragged cells up to a 2x2x2 stride volume
+    m, n, heads, d = counts.numel(), int(counts.sum()), 4, 8
+    q = torch.randn(m, heads, d, dtype=dtype, requires_grad=True)
+    k, v = (torch.randn(n, heads, d, dtype=dtype, requires_grad=True) for _ in range(2))
+    out = cell_attention(q, k, v, counts)
+    cu_q = torch.arange(m + 1, dtype=torch.int32)
+    cu_k = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).to(torch.int32)
+    ref = varlen_attention(q, k, v, cu_q, cu_k, 1, int(counts.max()))
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
+    torch.testing.assert_close(out, ref, rtol=tol, atol=tol)
+    grad = torch.randn_like(out)
+    for a, b in zip(
+        torch.autograd.grad(out, (q, k, v), grad),
+        torch.autograd.grad(ref, (q, k, v), grad),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
