@@ -40,8 +40,13 @@ def _checkpoint_available(checkpoint: str) -> bool:
 
 
 def _ground_truth(path: Path) -> list[dict]:
-    side = path.with_suffix(".json")
-    return json.loads(side.read_text())["ground_truth"] if side.is_file() else []
+    """The ground truth of a bundled example (Gradio hands over a copy of the file, so it is
+    recognised by name and content)."""
+    example = EXAMPLES_DIR / path.name
+    side = example.with_suffix(".json")
+    if not (example.is_file() and side.is_file()) or example.read_bytes() != path.read_bytes():
+        return []
+    return json.loads(side.read_text())["ground_truth"]
 
 
 def bev_image(points: np.ndarray, boxes, names, gt: list[dict], pc_range, scale: int = 12):

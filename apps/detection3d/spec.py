@@ -8,4 +8,5 @@ APP = AppSpec(
     summary="DSVT / FlatFormer / ScatterFormer pillars with a CenterPoint head find cars, "
     "pedestrians and cyclists in KITTI-format point clouds, on CPU.",
     cli="tessera.apps.detection3d.cli:main",
+    demo="tessera.demos.detection3d:build_demo",
 )
