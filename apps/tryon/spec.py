@@ -7,4 +7,6 @@ APP = AppSpec(
     title="Virtual try-on",
     summary="MV-VTON dresses a person in a front/back garment pair with a diffusion model.",
     cli="tessera.apps.tryon.cli:main",
+    demo="tessera.demos.tryon:build_demo",
+    checkpoints="tessera.apps.tryon.recipes:train",
 )
