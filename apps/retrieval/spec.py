@@ -7,4 +7,5 @@ APP = AppSpec(
     title="Text-video retrieval",
     summary="X-Pool text-conditioned pooling of CLIP frames: find videos a sentence describes.",
     cli="tessera.apps.retrieval.cli:main",
+    demo="tessera.demos.retrieval:build_demo",
 )
