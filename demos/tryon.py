@@ -141,7 +141,9 @@ def build_demo(checkpoint: str = CHECKPOINT) -> gr.Blocks:
         run.click(try_on, inputs, [result, side], api_name="predict")
         examples = _examples()
         if examples:
-            gr.Examples(examples, inputs, label="Examples (front and back views)")
+            gr.Examples(
+                examples, inputs, label="Examples (front and back views)", elem_id="tryon-examples"
+            )
     demo.queue(default_concurrency_limit=2)
     return demo
 
