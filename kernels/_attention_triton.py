@@ -81,18 +81,24 @@ FWD_CONFIGS_FP32 = (
     BlockConfig(128, 64, 8, 2),
     BlockConfig(128, 32, 4, 2),
 )
-BWD_CONFIGS_FP32 = (  # two stages of fp32 dK/dV tiles overflow the A100's shared memory
+BWD_CONFIGS_FP32 = (  # dQ; two stages of fp32 tiles at D = 128 overflow an A100
     BlockConfig(64, 64, 4, 1),
     BlockConfig(64, 64, 8, 1),
+)
+# dK/dV in fp32: 64-row query tiles overflow an A100's shared memory at D = 128 even with
+# one stage (192 KB); its MMA rows are the key block, so BLOCK_N = 64 keeps wgmma.
+DKDV_CONFIGS_FP32 = (
+    BlockConfig(32, 64, 4, 1),
+    BlockConfig(32, 64, 8, 1),
 )
 PREPROCESS_BLOCK_M = 64
 
 
-def configs_for(kind: str, dtype: torch.dtype) -> tuple[BlockConfig, ...]:
-    """Block configs of the ``"fwd"`` or ``"bwd"`` kernels for inputs of ``dtype``."""
+def configs_for(kernel: str, dtype: torch.dtype) -> tuple[BlockConfig, ...]:
+    """Block configs of the ``"fwd"``, ``"dkdv"`` or ``"dq"`` kernel for inputs of ``dtype``."""
     if dtype == torch.float32:
-        return FWD_CONFIGS_FP32 if kind == "fwd" else BWD_CONFIGS_FP32
-    return FWD_CONFIGS if kind == "fwd" else BWD_CONFIGS
+        return {"fwd": FWD_CONFIGS_FP32, "dkdv": DKDV_CONFIGS_FP32}.get(kernel, BWD_CONFIGS_FP32)
+    return FWD_CONFIGS if kernel == "fwd" else BWD_CONFIGS
 
 
 def block_d(head_dim: int) -> int:
@@ -722,16 +728,15 @@ def flash_attention_bwd(
         "seqlen_q": rows_q, "seqlen_k": rows_k, "head_dim": head_dim,
     }  # fmt: skip
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    configs = configs_for("bwd", q.dtype)
     _launch(
         _attn_bwd_dkdv,
-        configs,
+        configs_for("dkdv", q.dtype),
         lambda bm, bn: launch_grid(triton.cdiv(rows_k, bn), heads, batch),
         q, k, v, grad_o, mask, cu_q, cu_k, dk, dv, lse, delta, *common, **flags,
     )  # fmt: skip
     _launch(
         _attn_bwd_dq,
-        configs,
+        configs_for("dq", q.dtype),
         lambda bm, bn: launch_grid(triton.cdiv(rows_q, bm), heads, batch),
         q, k, v, grad_o, mask, cu_q, cu_k, dq, lse, delta, *common, **flags,
     )  # fmt: skip

@@ -77,9 +77,8 @@ def _variants() -> list[tuple[str, str, int, object]]:
     """
     out = []
     for name in KERNELS:
-        kind = "fwd" if name == "fwd" else "bwd"
-        out += [(name, "fp16", 128, cfg) for cfg in tri.configs_for(kind, torch.float16)]
-        fp32 = tri.configs_for(kind, torch.float32)
+        out += [(name, "fp16", 128, cfg) for cfg in tri.configs_for(name, torch.float16)]
+        fp32 = tri.configs_for(name, torch.float32)
         out += [(name, "fp32-tf32", 128, cfg) for cfg in (fp32 if name == "fwd" else fp32[:1])]
     fixed = tri.FWD_CONFIGS[0]
     out += [("fwd", "bf16", 128, fixed), ("fwd", "fp16", 32, fixed), ("fwd", "fp16", 64, fixed)]
@@ -118,7 +117,7 @@ def test_kernel_compiles_with_tensor_cores(variant):
 
 def test_fp32_compiles_with_exact_ieee_matmuls():
     """Without TF32, fp32 uses IEEE fp32 products: no tensor-core instruction is expected."""
-    cfg = tri.FWD_CONFIGS_FP32[0]
+    cfg = tri.configs_for("fwd", torch.float32)[0]
     constexprs = _constexprs("fwd", cfg, 64, "ieee")  # unrolled fp32 FMAs compile slowly
     reports = check_compiles(
         tri._attn_fwd,
