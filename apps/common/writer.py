@@ -45,6 +45,7 @@ class ItemPredictionWriter(BasePredictionWriter, ABC):
         self.skipped: list[dict] = []
         self.item_metrics: dict[str, dict[str, float]] = {}
         self.existing = 0
+        self._summarised = False
 
     @abstractmethod
     def output_paths(self, item_id: str) -> list[Path]:
@@ -62,6 +63,7 @@ class ItemPredictionWriter(BasePredictionWriter, ABC):
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.written, self.skipped, self.item_metrics, self.existing = [], [], {}, 0
+        self._summarised = False
         datamodule = trainer.datamodule
         if not self.overwrite and hasattr(datamodule, "set_predict_filter"):
 
@@ -104,6 +106,13 @@ class ItemPredictionWriter(BasePredictionWriter, ABC):
             )
             atomic_write_text(self.output_dir / "summary.json", json.dumps(summary, indent=1))
             print(json.dumps(summary), flush=True)
+        self._summarised = True
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        # When every item was already finished the dataloader is empty and Lightning skips
+        # the predict loop, ``on_predict_end`` included: the summary must still say so.
+        if stage == "predict" and not self._summarised:
+            self.on_predict_end(trainer, pl_module)
 
     def merge(self, rank_summaries: list[dict]) -> dict:
         """Combine per-rank summaries; per-item metrics are averaged over unique items."""

@@ -19,17 +19,3 @@ class TryOnWriter(ItemPredictionWriter):
         save_rgb(self.output_paths(item["item_id"])[0], item["image"])
         if "metrics" in item:
             self.item_metrics[item["item_id"]] = item["metrics"]
-
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        self._summarised = False
-        super().setup(trainer, pl_module, stage)
-
-    def on_predict_end(self, trainer, pl_module) -> None:
-        self._summarised = True
-        super().on_predict_end(trainer, pl_module)
-
-    def teardown(self, trainer, pl_module, stage: str) -> None:
-        # a re-run with every item finished has no batches, and Lightning then skips the
-        # predict loop (and on_predict_end): the summary must still say what was found
-        if stage == "predict" and not getattr(self, "_summarised", True):
-            self.on_predict_end(trainer, pl_module)

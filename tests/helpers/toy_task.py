@@ -105,7 +105,7 @@ class ToyWriter(ItemPredictionWriter):
         self.item_metrics[item["item_id"]] = {"abs_err": abs(item["pred"] - item["target"])}
 
 
-def predict_in_processes(out: Path, devices: int) -> None:
+def predict_in_processes(out: Path, devices: int, corrupt: tuple[str, ...] = ("item-03",)) -> None:
     """Predict every toy item with ``devices`` CPU processes (script entry for DDP)."""
     L.seed_everything(0)
     trainer = L.Trainer(
@@ -117,7 +117,7 @@ def predict_in_processes(out: Path, devices: int) -> None:
         enable_progress_bar=False,
     )
     trainer.predict(
-        ToyModule(), datamodule=ToyDataModule(corrupt=["item-03"]), return_predictions=False
+        ToyModule(), datamodule=ToyDataModule(corrupt=list(corrupt)), return_predictions=False
     )
 
 

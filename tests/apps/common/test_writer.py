@@ -46,6 +46,15 @@ def test_rerun_skips_finished_items(tmp_path):
     assert all(after[name] == mtime for name, mtime in before.items())
 
 
+def test_rerun_with_every_item_finished_still_writes_the_summary(tmp_path):
+    # Lightning skips the whole predict loop (and on_predict_end) when there is no batch
+    toy_task.predict_in_processes(tmp_path, devices=1, corrupt=())
+    (tmp_path / "summary.json").unlink()
+    toy_task.predict_in_processes(tmp_path, devices=1, corrupt=())
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["written"] == 0 and summary["already_done"] == 11
+
+
 @pytest.mark.slow
 def test_ddp_two_processes_write_the_same_files_as_one(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
