@@ -30,21 +30,7 @@ class DetectionWriter(ItemPredictionWriter):
         datamodule = trainer.datamodule
         self.kitti = getattr(datamodule, "layout", None) == "kitti"
         self.data = datamodule
-        self._summarised = False
         super().setup(trainer, pl_module, stage)
-
-    def on_predict_start(self, trainer, pl_module) -> None:
-        self._summarised = False
-
-    def on_predict_end(self, trainer, pl_module) -> None:
-        super().on_predict_end(trainer, pl_module)
-        self._summarised = True
-
-    def teardown(self, trainer, pl_module, stage: str) -> None:
-        # Lightning skips the predict loop (and ``on_predict_end``) when every frame was
-        # already done; the summary must still say so.
-        if stage == "predict" and not getattr(self, "_summarised", True):
-            self.on_predict_end(trainer, pl_module)
 
     def output_paths(self, item_id: str) -> list[Path]:
         paths = [self.output_dir / "json" / f"{item_id}.json"]
@@ -73,16 +59,12 @@ class DetectionWriter(ItemPredictionWriter):
                 item["boxes"], item["scores"], item["labels"], self.class_names, kitti
             ),
         }
+        atomic_write_text(
+            self.output_dir / "json" / f"{item['item_id']}.json", json.dumps(record, indent=1)
+        )
         if kitti is not None:  # the label file last: it marks the frame finished
             atomic_write_text(
-                self.output_dir / "json" / f"{item['item_id']}.json", json.dumps(record, indent=1)
-            )
-            atomic_write_text(
                 self.output_dir / "label_2" / f"{item['item_id']}.txt", kitti.to_text()
-            )
-        else:
-            atomic_write_text(
-                self.output_dir / "json" / f"{item['item_id']}.json", json.dumps(record, indent=1)
             )
 
     def merge(self, rank_summaries: list[dict]) -> dict:
