@@ -1,5 +1,6 @@
-"""Browser test: the detection3d tab turns an uploaded bundled example into a BEV image, a plotly 3-D
-view and a detection table (with a checkpoint saved by the test; none is shipped yet)."""
+"""Browser test: the detection3d tab turns an uploaded bundled example into a BEV image, a
+plotly 3-D view and a detection table (with a checkpoint saved by the test; none is shipped
+yet)."""
 
 from pathlib import Path
 
