@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from tessera.apps.tryon.module import TryOnModule
+from tessera.apps.tryon.module import IMAGE_KEYS, TryOnModule
 
 CONFIG = Path(__file__).resolve().parents[1] / "apps" / "tryon" / "configs" / "tiny.yaml"
 H, W = 128, 96
@@ -17,19 +17,7 @@ H, W = 128, 96
 
 def _batch(n: int) -> dict:
     g = torch.Generator().manual_seed(0)
-    keys = (
-        "person",
-        "agnostic",
-        "prealigned",
-        "prealigned_front",
-        "prealigned_back",
-        "garment_front",
-        "garment_back",
-        "skeleton",
-        "skeleton_front",
-        "skeleton_back",
-    )
-    b = {k: torch.rand(n, 3, H, W, generator=g) for k in keys}
+    b = {k: torch.rand(n, 3, H, W, generator=g) for k in IMAGE_KEYS}
     mask = torch.zeros(n, 1, H, W)
     mask[:, :, 30:90, 20:76] = 1
     b |= {
