@@ -13,6 +13,10 @@ attention.py``: ``to_q_ip``/``to_k_ip``/``to_v_ip``, ``ip_scale``).
 (``unet/``, ``vae/``) with ``from_pretrained`` as MV-VTON initialises, widening ``conv_in`` to
 13 channels (the extra input channels start at zero). Nothing is downloaded in tests: they use
 a tiny random configuration of the same classes.
+
+``LatentTryOn.paper_size(device="meta")`` builds the published size (MV-VTON
+``configs/viton512.yaml``: the Paint-by-Example / SD 1.x UNet and the kl-f8 VAE) without
+allocating weights, for :func:`parameter_counts`.
 """
 
 from __future__ import annotations
@@ -43,6 +47,36 @@ TINY_VAE = dict(
     up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
     norm_num_groups=8,
 )
+# MV-VTON configs/viton512.yaml unet_config (Paint-by-Example's UNet = SD 1.x with 9 inputs):
+# 320 channels, mult (1, 2, 4, 4), 2 res blocks, attention at 1/1, 1/2, 1/4, 8 heads, context 768.
+PAPER_UNET = dict(
+    sample_size=64,
+    in_channels=IN_CHANNELS,
+    out_channels=4,
+    layers_per_block=2,
+    block_out_channels=(320, 640, 1280, 1280),
+    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    cross_attention_dim=768,
+    attention_head_dim=8,
+    norm_num_groups=32,
+)
+# first_stage_config: kl-f8, ch 128, ch_mult (1, 2, 4, 4), 2 res blocks, 4 latent channels.
+PAPER_VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    layers_per_block=2,
+    norm_num_groups=32,
+    sample_size=512,
+)
+# Published sizes: "860M UNet" (CompVis/stable-diffusion README, the SD 1.x UNet that
+# Paint-by-Example and MV-VTON fine-tune); the kl-f8 VAE has no count in the LDM paper, its
+# released fp32 weights (335 MB) hold 83.7 M values.
+PUBLISHED_PARAMETERS = {"unet": 860e6, "vae": 83.7e6}
 
 
 class JointGarmentAttnProcessor(nn.Module):
@@ -155,6 +189,15 @@ class LatentTryOn(nn.Module):
         return cls(UNet2DConditionModel(**TINY_UNET), AutoencoderKL(**TINY_VAE))
 
     @classmethod
+    def paper_size(cls, device: str | torch.device | None = "meta") -> LatentTryOn:
+        """The published size with random weights; on ``device="meta"`` nothing is
+        allocated (shapes only, e.g. for :func:`parameter_counts`)."""
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+
+        with torch.device(device or "cpu"):
+            return cls(UNet2DConditionModel(**PAPER_UNET), AutoencoderKL(**PAPER_VAE))
+
+    @classmethod
     def from_pretrained(cls, path: str, **kwargs) -> LatentTryOn:
         """A Paint-by-Example / Stable Diffusion folder with ``unet/`` and ``vae/``."""
         from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -190,3 +233,20 @@ def widen_conv_in(unet, in_channels: int):
     unet.conv_in = new
     unet.register_to_config(in_channels=in_channels)
     return unet
+
+
+def parameter_counts(model: LatentTryOn) -> dict[str, int]:
+    """``unet`` (without the joint garment attention, whose processors diffusers registers
+    inside the UNet), ``vae``, ``joint_attention`` (the injected local-token projections and
+    fusion vectors) and ``total``."""
+
+    def count(params) -> int:
+        return sum(p.numel() for p in params)
+
+    joint = count(model.joint_attention.parameters())
+    counts = {
+        "unet": count(model.unet.parameters()) - joint,
+        "vae": count(model.vae.parameters()),
+        "joint_attention": joint,
+    }
+    return counts | {"total": count(model.parameters())}

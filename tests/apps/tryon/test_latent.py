@@ -6,10 +6,13 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
 from tessera.apps.tryon.latent import (
+    IN_CHANNELS,
+    PUBLISHED_PARAMETERS,
     TINY_UNET,
     TINY_VAE,
     JointGarmentAttnProcessor,
     LatentTryOn,
+    parameter_counts,
 )
 
 
@@ -57,3 +60,23 @@ def test_from_pretrained_widens_a_paint_by_example_unet(tmp_path):
     z, t, agn, mask, warp, ctx = inputs(model)
     with torch.no_grad():
         assert model(z, t, agn, mask, warp, ctx).shape == z.shape
+
+
+def test_paper_size_parameter_counts_match_the_published_models():
+    """The published size built on the meta device (no weights allocated): the UNet is SD
+    1.x's "860M UNet" plus 9 extra input channels of ``conv_in`` (13 vs 4 inputs), the VAE
+    the kl-f8 autoencoder (83.7 M), both within 0.1 %; the joint attention adds MV-VTON's
+    ``to_q_ip``/``to_k_ip``/``to_v_ip`` + ``ip_scale`` on each of the 9 decoder
+    cross-attention layers (3 per CrossAttnUpBlock2D at widths 1280, 640, 320)."""
+    model = LatentTryOn.paper_size(device="meta")
+    assert next(model.parameters()).device.type == "meta"
+    counts = parameter_counts(model)
+    extra_inputs = (IN_CHANNELS - 4) * 320 * 3 * 3  # the widened conv_in
+    sd_unet = counts["unet"] - extra_inputs
+    assert abs(sd_unet - PUBLISHED_PARAMETERS["unet"]) / PUBLISHED_PARAMETERS["unet"] < 1e-3
+    assert abs(counts["vae"] - PUBLISHED_PARAMETERS["vae"]) / PUBLISHED_PARAMETERS["vae"] < 1e-3
+    ctx = 768
+    joint = sum(3 * (c * c + 2 * ctx * c + c) for c in (1280, 640, 320))
+    assert counts["joint_attention"] == joint
+    assert len(model.joint_attention) == 9
+    assert counts["total"] == counts["unet"] + counts["vae"] + joint
