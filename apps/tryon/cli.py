@@ -7,18 +7,23 @@ the paste baseline.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import torch
-from torch.utils.data import DataLoader
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from tessera.apps.common.cli import AppCommands, EvaluateRequest, run_app
-from tessera.apps.tryon.metrics import TryOnScores, perceptual_metrics
+from tessera.apps.tryon.metrics import PerceptualScores, TryOnScores
 from tessera.apps.tryon.module import TryOnModule
 from tessera.datamodules.common import collate_skipping
 from tessera.datamodules.tryon import synth
 from tessera.datamodules.tryon.datamodule import TryOnDataModule
+from tessera.datamodules.tryon.dataset import TryOnDataset
+
+PROTOCOL_ROWS = 512  # the VITON-HD / DressCode / MVG tables are scored at 512×384
 
 
 def split_and_pairs(split: str) -> tuple[str, str]:
@@ -27,52 +32,127 @@ def split_and_pairs(split: str) -> tuple[str, str]:
     return name, pairs or "paired"
 
 
+def protocol_size(records) -> tuple[int, int]:
+    """The dataset's resolution ``(H, W)`` (its first person image), capped at 512 rows with
+    the aspect kept: VITON-HD's 1024×768 release is scored at 512×384, as in the papers."""
+    from tessera.datamodules.tryon.io import open_image
+
+    w, h = open_image(records[0].person).size
+    if h > PROTOCOL_ROWS:
+        w, h = round(w * PROTOCOL_ROWS / h), PROTOCOL_ROWS
+    return h, w
+
+
+class ScoringPairs(Dataset):
+    """Each sample at the model's working size plus, under ``"score"``, the same record at
+    the scoring size (ground truth, mask and pre-aligned garments for the metrics)."""
+
+    def __init__(self, model: TryOnDataset, score: TryOnDataset | None):
+        self.model, self.score = model, score
+
+    def __len__(self) -> int:
+        return len(self.model)
+
+    def __getitem__(self, i: int) -> dict:
+        sample = self.model[i]
+        if self.score is None:
+            return sample
+        return sample | {"score": self.score[i]}
+
+
+def at_scoring_size(result: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
+    """The result upsampled (bicubic) to the scoring size and composited onto that size's
+    agnostic person, with the scoring-size sample; unchanged when the sizes agree."""
+    if "score" not in batch:
+        return result, batch
+    ref = batch["score"]
+    up = F.interpolate(result, ref["mask"].shape[-2:], mode="bicubic", antialias=True)
+    mask = ref["mask"]
+    return (mask * up.clamp(0, 1) + (1 - mask) * ref["agnostic"]).clamp(0, 1), ref
+
+
 @torch.no_grad()
 def evaluate(
     request: EvaluateRequest, steps: int | None = None, seed: int | None = None
 ) -> dict[str, float]:
-    """Paired protocol (SSIM, PSNR, masked L1, LPIPS when its weights exist; FID/KID too)
-    over ``request.split`` at the checkpoint's working size; ``split@unpaired`` scores the
-    unpaired setting (FID/KID only, the back-view score is defined in both). Also
-    ``back_view_accuracy`` over back-view persons and ``n``."""
+    """The papers' protocol over ``request.split`` (the official test pairs):
+
+    - paired (``test``): SSIM, PSNR, masked L1, and LPIPS / FID / KID when their weights
+      exist offline;
+    - unpaired (``test@unpaired``): FID / KID of the results against the test persons
+      (no ground truth of the new garment), plus the back-view score;
+
+    scored at the dataset's resolution (``--size H W`` overrides; default
+    :func:`protocol_size`). Results made at the model's working size are upsampled to it
+    and composited onto the full-size agnostic person. Also ``back_view_accuracy`` over
+    back-view persons, ``n``, ``n_back_view`` and ``score_size``; metrics that could not be
+    computed are listed under ``skipped`` on stderr, never given a number."""
     from tessera.apps.tryon import load
 
+    options = request.options
+    steps = options.get("steps") or steps
+    seed = options.get("seed") if options.get("seed") is not None else seed
     predictor = load(request.checkpoint, device=request.device)
     split, pairs = split_and_pairs(request.split)
     data = TryOnDataModule(request.data, size=predictor.size, num_workers=request.num_workers)
     dataset = data.dataset(split, pairs, side_view="front", on_error="raise")
+    size = tuple(options.get("size") or protocol_size(dataset.records))
+    score = None if size == predictor.size else TryOnDataset(dataset.records, size, "front")
     loader = DataLoader(
-        dataset,
+        ScoringPairs(dataset, score),
         batch_size=request.batch_size,
         collate_fn=collate_skipping(),
         num_workers=request.num_workers,
     )
     scores = TryOnScores()
-    real, fake = [], []
+    perceptual = PerceptualScores(
+        pairs == "paired",
+        features=options.get("features"),
+        inception_weights=options.get("inception_weights"),
+    )
     for batch in tqdm(loader, desc="evaluate", unit="batch", file=sys.stderr):
         result = predictor.predict_batch(batch, steps, seed)
+        result, ref = at_scoring_size(result, batch)
         if pairs == "paired":
-            TryOnModule.update_scores(scores, result, batch)
+            TryOnModule.update_scores(scores, result, ref)
         else:  # only the view score: there is no ground truth of the new garment
-            is_back = torch.as_tensor(batch["view"]) == 3
+            is_back = torch.as_tensor(ref["view"]) == 3
             scores.update(
                 result,
                 result,
-                batch["mask"],
-                batch["prealigned_back"],
-                batch["prealigned_front"],
+                ref["mask"],
+                ref["prealigned_back"],
+                ref["prealigned_front"],
                 is_back,
             )
-        real.append(batch["person"])
-        fake.append(result)
+        perceptual.update(ref["person"], result)
     metrics = scores.compute()
     if pairs == "unpaired":
         metrics = {k: v for k, v in metrics.items() if k.startswith("back_view")}
-    extra, _ = perceptual_metrics(torch.cat(real), torch.cat(fake), pairs == "paired")
-    metrics |= extra
+    metrics |= perceptual.compute()
     metrics = {k: round(v, 4) for k, v in metrics.items()}
+    for name, reason in perceptual.skipped.items():
+        print(f"skipped {name}: {reason}", file=sys.stderr)
     n_back = len(scores.values.get("back_view_accuracy", []))
-    return metrics | {"n": len(dataset), "n_back_view": n_back}
+    return metrics | {"n": len(dataset), "n_back_view": n_back, "score_size": list(size)}
+
+
+def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        default=None,
+        help="scoring resolution (default: the dataset's, capped at 512x384 as the tables)",
+    )
+    parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: model's)")
+    parser.add_argument("--seed", type=int, default=None, help="sampling seed")
+    parser.add_argument(
+        "--inception-weights",
+        default=None,
+        help="local torch-fidelity FID Inception weights file (FID/KID are skipped without)",
+    )
 
 
 COMMANDS = AppCommands(
@@ -81,6 +161,7 @@ COMMANDS = AppCommands(
     datamodule_class=TryOnDataModule,
     synth=synth.main,
     evaluate=evaluate,
+    evaluate_arguments=evaluate_arguments,
 )
 
 

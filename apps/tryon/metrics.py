@@ -9,7 +9,8 @@ mask (``back_view_accuracy`` = share of back-view persons whose result correlate
 with the back garment).
 
 With network weights (optional, never downloaded): LPIPS (AlexNet, ``normalize=True``), FID
-and KID (torch-fidelity's Inception) through torchmetrics. When the weights are not in the
+and KID (torch-fidelity's Inception) through torchmetrics, accumulated batch by batch
+(:class:`PerceptualScores`). When the weights are not in the
 local caches the metric is skipped and the reason logged — never a crash, never a number.
 """
 
@@ -119,23 +120,87 @@ class TryOnScores:
         return out
 
 
-def perceptual_metrics(real, fake, paired: bool) -> tuple[dict[str, float], dict[str, str]]:
-    """LPIPS (paired only), FID and KID of image lists ``(N, 3, H, W)`` in [0, 1], when their
-    weights are available offline. Returns ``(values, skipped reasons)``."""
-    values, skipped = {}, {}
-    if paired:
+class PerceptualScores:
+    """LPIPS (paired only), FID and KID accumulated batch by batch, each only when its
+    network weights are available offline; otherwise skipped with the reason logged (never
+    downloaded, never a made-up number).
+
+    FID/KID use torch-fidelity's FID Inception (2048-d pool features, images quantised to
+    uint8 as torchmetrics does), LPIPS AlexNet with ``normalize=True`` (LaDI-VTON's
+    evaluation); ``kid`` is the raw MMD (CatVTON's tables report KID × 1000).
+
+    Args:
+        paired: LPIPS compares each result with its ground truth (paired setting only).
+        features: a feature network ``(B, 3, H, W) [0, 1] → (B, D)`` replacing Inception
+            for FID/KID (tests, or another backbone).
+        inception_weights: a local copy of torch-fidelity's
+            ``weights-inception-2015-12-05-6726825d.pth`` (used instead of the cache).
+        kid_subset_size: KID subset size (clean-fid / torchmetrics: 1000), capped at the
+            number of images.
+    """
+
+    def __init__(
+        self,
+        paired: bool,
+        features: torch.nn.Module | None = None,
+        inception_weights: str | None = None,
+        kid_subset_size: int = 1000,
+    ):
+        self.metrics: dict = {}
+        self.skipped: dict[str, str] = {}
+        self.kid_subset_size = kid_subset_size
+        self.count = 0
+        if paired:
+            self._build("lpips", _lpips_metric)
+        if features is None:
+            try:
+                features = _inception(inception_weights)
+            except Exception as err:  # missing weights: torch-fidelity tries to download
+                for name in ("fid", "kid"):
+                    self._skip(name, _reason(err))
+        if features is not None:
+            self._build("fid", lambda: _fid_metric(features))
+            self._build("kid", lambda: _kid_metric(features, kid_subset_size))
+
+    def _build(self, name: str, build) -> None:
         try:
-            values["lpips"] = _lpips(real, fake)
-        except Exception as err:  # missing weights: torchvision/lpips try to download
-            skipped["lpips"] = _reason(err)
-    for name in ("fid", "kid"):
-        try:
-            values[name] = _fidelity(name, real, fake)
+            with _offline():
+                self.metrics[name] = build()
         except Exception as err:
-            skipped[name] = _reason(err)
-    for name, reason in skipped.items():
+            self._skip(name, _reason(err))
+
+    def _skip(self, name: str, reason: str) -> None:
+        self.skipped[name] = reason
         log.warning("%s skipped: %s", name, reason)
-    return values, skipped
+
+    @torch.no_grad()
+    def update(self, real: torch.Tensor, fake: torch.Tensor) -> None:
+        """One batch of ground-truth / reference images and results ``(B, 3, H, W)`` in
+        [0, 1] (unpaired: ``real`` is the reference set, e.g. the test persons)."""
+        real, fake = real.float().clamp(0, 1), fake.float().clamp(0, 1)
+        self.count += len(fake)
+        for name, metric in self.metrics.items():
+            if name == "lpips":
+                metric.update(fake, real)
+            else:
+                metric.update(real, real=True)
+                metric.update(fake, real=False)
+
+    def compute(self) -> dict[str, float]:
+        values = {}
+        for name, metric in self.metrics.items():
+            if name == "kid":
+                metric.subset_size = min(self.kid_subset_size, self.count)
+            try:
+                value = metric.compute()
+                value = float(value[0] if isinstance(value, tuple) else value)
+                if not math.isfinite(value):
+                    raise ValueError(f"{name} is {value}")
+            except (ValueError, RuntimeError) as err:  # e.g. fewer than 2 images
+                self._skip(name, f"cannot be computed on {self.count} images ({err})")
+                continue
+            values[name] = value
+        return values
 
 
 def _reason(err: Exception) -> str:
@@ -163,25 +228,42 @@ def _offline():
     return guard()
 
 
-def _lpips(real, fake) -> float:
+def _lpips_metric():
     from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
+    return LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True)
+
+
+class _Uint8Features(torch.nn.Module):
+    """torch-fidelity's Inception takes uint8 images: quantise [0, 1] floats first."""
+
+    def __init__(self, net: torch.nn.Module, num_features: int = 2048):
+        super().__init__()
+        self.net, self.num_features = net, num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x * 255).byte()).reshape(len(x), -1)
+
+
+def _inception(weights_path: str | None) -> torch.nn.Module:
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
     with _offline():
-        metric = LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True)
-        metric.update(fake.clamp(0, 1), real.clamp(0, 1))
-        return float(metric.compute())
+        net = NoTrainInceptionV3(
+            name="inception-v3-compat",
+            features_list=["2048"],
+            feature_extractor_weights_path=weights_path,
+        )
+    return _Uint8Features(net)
 
 
-def _fidelity(name: str, real, fake) -> float:
+def _fid_metric(features: torch.nn.Module):
     from torchmetrics.image.fid import FrechetInceptionDistance
+
+    return FrechetInceptionDistance(feature=features, normalize=True)
+
+
+def _kid_metric(features: torch.nn.Module, subset_size: int):
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    with _offline():
-        if name == "fid":
-            metric = FrechetInceptionDistance(normalize=True)
-        else:
-            metric = KernelInceptionDistance(subset_size=min(50, len(real)), normalize=True)
-        metric.update(real.clamp(0, 1), real=True)
-        metric.update(fake.clamp(0, 1), real=False)
-        value = metric.compute()
-        return float(value[0] if isinstance(value, tuple) else value)
+    return KernelInceptionDistance(feature=features, subset_size=subset_size, normalize=True)

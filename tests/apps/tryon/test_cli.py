@@ -133,3 +133,40 @@ def test_baselines_in_the_same_cli(in_repo, tmp_path, capsys):
     paste = last_json(capsys)
     assert paste["n"] == 3 and paste["n_back_view"] == 1
     assert 0.0 <= paste["back_view_accuracy"] <= 1.0
+
+
+def test_evaluate_at_the_dataset_resolution_paired_and_unpaired(in_repo, tmp_path, capsys):
+    """A 32×24 model on a 64×48 dataset is scored at 64×48 (results upsampled, the unmasked
+    region the full-size person's own pixels); FID/KID over the test pairs with a local
+    feature network injected (Inception weights are not available offline); ``--size``
+    overrides; unpaired reports only FID/KID and the view score."""
+    from tessera.apps.common.cli import EvaluateRequest
+    from tessera.apps.tryon.api import save_weights
+    from tessera.apps.tryon.cli import at_scoring_size, evaluate
+    from tessera.apps.tryon.module import TryOnModule
+
+    from .conftest import TINY_NET
+    from .test_metrics import Features
+
+    data = layouts.write_vitonhd(tmp_path / "v", n_train=1, n_test=3)
+    torch.manual_seed(0)
+    weights = save_weights(tmp_path / "w.safetensors", TryOnModule(net=TINY_NET), (32, 24))
+
+    def run(split, **options):
+        request = EvaluateRequest(str(weights), str(data), split, batch_size=2, options=options)
+        return evaluate(request)
+
+    paired = run("test", features=Features(), steps=2)
+    assert paired["score_size"] == [64, 48] and paired["n"] == 3
+    assert {"ssim", "psnr", "masked_l1", "fid", "kid"} <= set(paired)
+    assert run("test", features=Features(), steps=2, size=[32, 24])["score_size"] == [32, 24]
+    unpaired = run("test@unpaired", features=Features(), steps=2)
+    assert {"fid", "kid"} <= set(unpaired) and "ssim" not in unpaired and "lpips" not in unpaired
+
+    mask = torch.zeros(1, 1, 64, 48)
+    mask[..., 10:40, 8:30] = 1
+    ref = {"mask": mask, "agnostic": torch.rand(1, 3, 64, 48)}
+    out, _ = at_scoring_size(torch.rand(1, 3, 32, 24), {"score": ref})
+    assert out.shape == (1, 3, 64, 48)
+    keep = mask.expand_as(out) == 0
+    assert torch.equal(out[keep], ref["agnostic"][keep])
