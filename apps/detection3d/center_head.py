@@ -88,6 +88,9 @@ class CenterHead(nn.Module):
         (``nms_threshold`` in metres).
     nms_threshold: one value or one per class.
     max_detections: boxes kept per frame after NMS.
+    symmetric_heading: for objects whose front and back look alike (the synthetic world's
+        boxes), the yaw loss takes the nearer of the targets (cos, sin) and (-cos, -sin);
+        IoU-based AP is the same for both. Off for real data, where the front shows.
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class CenterHead(nn.Module):
         nms: str = "rotated",
         nms_threshold: float | Sequence[float] = 0.2,
         max_detections: int = 100,
+        symmetric_heading: bool = False,
     ):
         super().__init__()
         if nms not in ("rotated", "circle"):
@@ -128,6 +132,7 @@ class CenterHead(nn.Module):
             raise ValueError(f"nms_threshold needs one value per class {self.class_names}")
         self.nms_threshold = [float(t) for t in thresholds]
         self.max_detections = max_detections
+        self.symmetric_heading = symmetric_heading
         self.shared = nn.Sequential(
             nn.Conv2d(in_channels, shared_channels, 3, 1, 1, bias=False),
             nn.BatchNorm2d(shared_channels),
@@ -198,8 +203,12 @@ class CenterHead(nn.Module):
         pred = (
             reg_pred.view(bsz, 8, h * w).gather(2, ind[:, None].expand(-1, 8, -1)).transpose(1, 2)
         )
-        l1 = (pred - reg).abs() * mask[..., None]
-        loc_loss = l1.sum() / mask.sum().clamp(min=1)
+        l1 = (pred - reg).abs()
+        per_object = l1.sum(-1)
+        if self.symmetric_heading:
+            flipped = (pred[..., 6:] + reg[..., 6:]).abs().sum(-1)
+            per_object = l1[..., :6].sum(-1) + torch.minimum(l1[..., 6:].sum(-1), flipped)
+        loc_loss = (per_object * mask).sum() / mask.sum().clamp(min=1)
         return {
             "loss": hm_loss + self.loc_weight * loc_loss,
             "hm_loss": hm_loss,

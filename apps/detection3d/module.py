@@ -130,6 +130,13 @@ class Detection3DModule(L.LightningModule):
             self.log(f"train/{key}", value, prog_bar=key == "loss", batch_size=len(items))
         return losses["loss"]
 
+    def on_train_epoch_start(self) -> None:
+        # Lightning builds the train loader once: without this every epoch would repeat the
+        # first epoch's augmentation draws
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(self.current_epoch)
+
     def _eval_step(self, batch: dict) -> None:
         if is_empty_batch(batch):
             return

@@ -9,4 +9,5 @@ APP = AppSpec(
     "pedestrians and cyclists in KITTI-format point clouds, on CPU.",
     cli="tessera.apps.detection3d.cli:main",
     demo="tessera.demos.detection3d:build_demo",
+    checkpoints="tessera.apps.detection3d.recipes:train",
 )

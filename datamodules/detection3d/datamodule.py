@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -12,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 from tessera.datamodules.common import OnError, collate_skipping, load_item
 from tessera.datamodules.common.predict import PredictFilterMixin
 from tessera.datamodules.detection3d import transforms as T
+from tessera.datamodules.detection3d.gt_database import FOLDER, GTSampler, build_gt_database
 from tessera.datamodules.detection3d.layouts import (
     FrameRef,
     custom_refs,
@@ -38,8 +40,10 @@ class FrameDataset(Dataset):
         intensity: str = "keep",
         on_error: OnError = "raise",
         seed: int = 0,
+        gt_sampler: GTSampler | None = None,
     ):
         self.refs, self.layout = list(refs), layout
+        self.gt_sampler = gt_sampler
         self.class_names = tuple(class_names)
         self.point_cloud_range = list(point_cloud_range)
         self.augment, self.fov_only, self.intensity = augment, fov_only, intensity
@@ -47,6 +51,10 @@ class FrameDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.refs)
+
+    def set_epoch(self, epoch: int) -> None:
+        """New augmentation draws each epoch (called by the module at every epoch start)."""
+        self.epoch = epoch
 
     def _load(self, index: int) -> dict:
         ref = self.refs[index]
@@ -58,6 +66,8 @@ class FrameDataset(Dataset):
         points = frame.points
         if self.augment:
             rng = np.random.default_rng([self.seed, self.epoch, index])
+            if self.gt_sampler is not None:
+                points, boxes, names = self.gt_sampler(points, boxes, names, rng)
             points, boxes = T.global_flip(points, boxes, rng)
             points, boxes = T.global_rotation(points, boxes, rng)
             points, boxes = T.global_scaling(points, boxes, rng)
@@ -99,6 +109,11 @@ class Detection3DDataModule(PredictFilterMixin, L.LightningDataModule):
         train_split, val_split, test_split, predict_split: split names (``ImageSets/<split>.txt``);
             KITTI ``test`` is read from ``testing/``.
         augment: global flip / rotation / scaling while training.
+        gt_sampling: ground-truth sampling while training (with ``augment``): per class the
+            object count a frame is filled up to from the database of the training split
+            (:mod:`~.gt_database`, built on first use), e.g. ``{Car: 15, Pedestrian: 15,
+            Cyclist: 15}`` as OpenPCDet's KITTI configs; off by default.
+        gt_min_points: database objects with fewer points are never pasted.
         on_error: ``raise`` or ``skip`` for unreadable frames while training; prediction
             always skips and reports.
         seed: augmentation seed.
@@ -120,6 +135,8 @@ class Detection3DDataModule(PredictFilterMixin, L.LightningDataModule):
         test_split: str = "val",
         predict_split: str = "val",
         augment: bool = True,
+        gt_sampling: dict[str, int] | None = None,
+        gt_min_points: int = 5,
         on_error: OnError = "raise",
         seed: int = 0,
     ):
@@ -145,6 +162,17 @@ class Detection3DDataModule(PredictFilterMixin, L.LightningDataModule):
             "predict": predict_split,
         }
         self.augment, self.on_error, self.seed = augment, on_error, seed
+        self.gt_sampling, self.gt_min_points = gt_sampling, gt_min_points
+
+    def prepare_data(self) -> None:
+        """Builds the ground-truth database once (one process per node) when it is needed."""
+        if self.trainer is not None and self.trainer.state.fn != "fit":
+            return
+        index = Path(self.data) / FOLDER / f"dbinfos_{self.splits['train']}.json"
+        if self.gt_sampling and self.augment and not index.is_file():
+            build_gt_database(
+                self.data, self.class_names, self.splits["train"], self.layout, self.fov_only
+            )
 
     def refs(self, split: str) -> list[FrameRef]:
         if self.layout == "kitti":
@@ -185,6 +213,17 @@ class Detection3DDataModule(PredictFilterMixin, L.LightningDataModule):
         if self.layout == "folder":
             raise ValueError(f"{self.data}: a folder of point clouds has no labels to train on")
         ds = self.dataset(self.splits["train"], self.augment, self.on_error)
+        if self.gt_sampling and self.augment:
+            unknown = sorted(set(self.gt_sampling) - set(self.class_names))
+            if unknown:
+                raise ValueError(
+                    f"data.gt_sampling names {unknown}, which are not in class_names "
+                    f"{self.class_names}; give counts for your classes or set it to null"
+                )
+            self.prepare_data()  # when used outside a Trainer
+            ds.gt_sampler = GTSampler(
+                self.data, self.gt_sampling, self.gt_min_points, self.splits["train"]
+            )
         if self.trainer is not None:
             ds.epoch = self.trainer.current_epoch
         return self._loader(ds, self.batch_size, shuffle=True)

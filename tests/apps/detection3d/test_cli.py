@@ -127,9 +127,8 @@ def test_folder_of_loose_files_and_api(kitti_run, tmp_path, capsys):
 def test_custom_layout_fit_evaluate_predict(tmp_path, capsys):
     root = layouts.write_custom(tmp_path / "custom", train=2, val=1)
     names = "[Vehicle,Pedestrian,Cyclist]"
-    ckpt = fit(
-        root, tmp_path / "fit", f"--model.class_names={names}", f"--data.class_names={names}"
-    )
+    ckpt = fit(root, tmp_path / "fit", f"--model.class_names={names}",
+               f"--data.class_names={names}", "--data.gt_sampling=null")  # fmt: skip
     assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(root), "--split", "val"]) == 0
     metrics = last_json(capsys)
     assert {"vehicle_bev_ap", "vehicle_3d_ap", "cyclist_bev_ap_r11"} <= set(metrics)

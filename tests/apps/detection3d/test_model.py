@@ -7,7 +7,12 @@ import pytest
 import torch
 import yaml
 
-from tessera.apps.detection3d.center_head import draw_gaussian, focal_loss, gaussian_radius
+from tessera.apps.detection3d.center_head import (
+    CenterHead,
+    draw_gaussian,
+    focal_loss,
+    gaussian_radius,
+)
 from tessera.apps.detection3d.iou import bev_iou
 from tessera.apps.detection3d.model import DynamicVoxelizer, PillarDetector
 from tessera.apps.detection3d.nms import circle_nms, rotated_nms
@@ -120,3 +125,25 @@ def test_nms_keeps_best_of_overlapping_boxes():
     assert (iou[~np.eye(3, dtype=bool)] <= 0.2).all()
     assert circle_nms(boxes, scores, 1.0).tolist() == [1, 2, 3]
     assert circle_nms(boxes, scores, 3.0).tolist() == [1, 2]
+
+
+def test_symmetric_heading_loss_accepts_the_flipped_yaw_only_when_asked():
+    """A box and the same box turned by pi give the same loss with ``symmetric_heading``
+    (front and back look alike), a larger one without; the other targets are unaffected."""
+    rng = [0.0, -10.24, -3.0, 10.24, 10.24, 1.0]
+    boxes = torch.tensor([[4.1, 0.3, -0.9, 3.9, 1.6, 1.5, 0.4]])
+    flipped = boxes.clone()
+    flipped[0, 6] += np.pi
+    losses = {}
+    for symmetric in (False, True):
+        torch.manual_seed(0)
+        head = CenterHead(8, ["Car"], rng, [0.32, 0.32, 4.0], 2.0, shared_channels=8,
+                          symmetric_heading=symmetric)  # fmt: skip
+        out = head(torch.randn(1, 8, 32, 32))
+        labels = [torch.zeros(1, dtype=torch.long)]
+        losses[symmetric] = [
+            float(head.loss(out, [b], labels)["loc_loss"]) for b in (boxes, flipped)
+        ]
+    assert losses[True][0] == pytest.approx(losses[True][1])
+    assert losses[False][0] != pytest.approx(losses[False][1])
+    assert min(losses[False]) == pytest.approx(min(losses[True]))
