@@ -2,8 +2,9 @@
 
 ``method``:
 - ``diffusion`` — DDPM training (ε-MSE + ``x0_l1_weight`` · L1 on the one-step x̂₀, as
-  MV-VTON's loss without its VGG term), DDIM sampling started from the noised pre-aligned
-  garment at the last training timestep, unmasked region composited back.
+  MV-VTON's loss without its VGG term), DDIM sampling (x̂₀ clipped, ε made consistent with
+  it) started from the noised pre-aligned garment at the last training timestep, unmasked
+  region composited back.
 - ``regressor`` — the same UNet without noise input, trained with L1 to output the image.
 - ``paste`` — no network: the pre-aligned garment composited onto the agnostic person.
 
@@ -198,7 +199,10 @@ class TryOnModule(L.LightningModule):
         for k, t in enumerate(scheduler.timesteps):
             tt = t.repeat(len(start)).to(start.device)
             eps = self.model(x, tt, b["agnostic"], b["mask"], start, context)
-            x = scheduler.step(eps, t, x).prev_sample
+            # ε re-derived from the clipped x̂₀: at high t, 1/√ᾱ_t (up to 157 for this pixel
+            # schedule) pushes x̂₀ out of [-1, 1] for any ε error, and pairing the clipped x̂₀
+            # with the raw ε (diffusers' default) carries that error into the next state.
+            x = scheduler.step(eps, t, x, use_clipped_model_output=True).prev_sample
             if progress is not None:
                 progress(k + 1, len(scheduler.timesteps))
         return x.clamp(-1, 1)
