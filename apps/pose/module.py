@@ -143,7 +143,7 @@ class TopDownPose(PoseTask):
         dm = getattr(self.trainer, "datamodule", None) if self._trainer else None
         if dm is None or not hasattr(dm, "codec"):
             return
-        for key in ("input_size", "heatmap_size", "codec", "sigma", "use_udp"):
+        for key in ("input_size", "heatmap_size", "codec", "sigma", "unbiased", "use_udp"):
             ours, theirs = self.hparams[key], dm.hparams[key]
             if (list(ours) if isinstance(ours, (list, tuple)) else ours) != (
                 list(theirs) if isinstance(theirs, (list, tuple)) else theirs

@@ -7,4 +7,6 @@ APP = AppSpec(
     title="Human pose",
     summary="PSA heatmap keypoints on COCO and 2-D→3-D lifting with skeleton-aware attention.",
     cli="tessera.apps.pose.cli:main",
+    demo="tessera.demos.pose:build_demo",
+    checkpoints="tessera.apps.pose.recipes:train",
 )

@@ -114,6 +114,7 @@ def test_test_and_evaluate_agree(keypoint_ckpt, coco_root, capsys):
         input_size=hp.input_size,
         heatmap_size=hp.heatmap_size,
         sigma=hp.sigma,
+        unbiased=hp.unbiased,
     )
     trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
     tested = trainer.test(module, dm, verbose=False)[0]
