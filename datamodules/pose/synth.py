@@ -264,6 +264,28 @@ def make_image(rng, image_id: int, size=IMAGE_SIZE):
     return img, out_anns, dets
 
 
+def render_clip(rng, frames: int, size=(128, 128), fps: float = 25.0):
+    """A short video of one moving figure seen by a fixed camera over a fixed background.
+
+    Returns ``(video (T, H, W, 3) uint8, keypoints (T, 17, 2) pixels, COCO order)`` (demo
+    examples and video tests).
+    """
+    background = _background(rng, size)
+    cam = random_camera(rng, np.array([0.0, 0.0, 0.9]), size, distance=(3.4, 4.2))
+    joints, face = sample_motion(rng, frames, fps=fps)
+    coco = to_coco(joints, face) - joints[:1, :1] * [1, 1, 0]
+    colours = {"skin": _colour(rng, 120, 255), "shirt": _colour(rng), "pants": _colour(rng)}
+    video, keypoints = [], []
+    for t in range(frames):
+        cam3d = world_to_camera(coco[t], cam)
+        kp2d = project(cam3d, cam)
+        img = background.copy()
+        render_person(img, Image.new("L", size, 0), kp2d, cam3d[:, 2], cam.focal_length[0], colours)
+        video.append(np.asarray(img))
+        keypoints.append(kp2d)
+    return np.stack(video), np.stack(keypoints).astype(np.float32)
+
+
 def qrot_vec(q, v):
     from tessera.datamodules.pose.h36m import qrot
 
