@@ -174,9 +174,14 @@ def _as_pil(image, name: str) -> Image.Image:
 
 def save_weights(path, module: TryOnModule, size) -> Path:
     """Safetensors with the module's hparams and the working size (``load`` needs nothing
-    else)."""
+    else). A module that keeps an EMA is written with the averaged weights as its network
+    (the ones it samples with) and no EMA copy."""
     from tessera.apps.common.weights import save_weights as save
 
+    if module.ema is not None:
+        export = TryOnModule(**(dict(module.hparams) | {"ema_decay": 0.0, "weights": None}))
+        export.model.load_state_dict(module.ema.module.state_dict())
+        module = export
     return save(path, module, task=TASK, data={"size": list(size)})
 
 

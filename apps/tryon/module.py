@@ -64,6 +64,8 @@ class TryOnModule(L.LightningModule):
     ddim_steps: DDIM steps for validate/test/predict.
     val_ddim_steps: DDIM steps used to score validation during fit (cheaper).
     seed: sampling seed (per item, see :func:`item_generator`).
+    ema_decay: keep an exponential moving average of the network's weights with this decay
+        (0 = off) and sample / evaluate with it, as diffusion models usually are.
     weights: initial weights (registry name or file), e.g. to fine-tune the shipped one.
     predict_out: folder ``predict`` writes ``<person>___<cloth>.png`` to.
     overwrite: re-predict items whose outputs exist.
@@ -85,6 +87,7 @@ class TryOnModule(L.LightningModule):
         ddim_steps: int = 20,
         val_ddim_steps: int = 10,
         seed: int = 23,
+        ema_decay: float = 0.0,
         weights: str | None = None,
         predict_out: str = "tryon_results",
         overwrite: bool = False,
@@ -96,6 +99,11 @@ class TryOnModule(L.LightningModule):
         self.model = (
             None if method == "paste" else TryOnUNet(**(net or {}), diffusion=method == "diffusion")
         )
+        self.ema = None
+        if ema_decay and self.model is not None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay))
         from diffusers import DDIMScheduler, DDPMScheduler
 
         schedule = dict(
@@ -113,14 +121,37 @@ class TryOnModule(L.LightningModule):
             from tessera.apps.common.weights import read_weights
 
             state = read_weights(weights, "tryon").state_dict
-            self.load_state_dict(state, strict=True)
+            self.load_state_dict(self.match_ema(state), strict=True)
+
+    def match_ema(self, state: dict) -> dict:
+        """``state`` made to fit this module's EMA setting: a file with an EMA copy loaded
+        without one gives its averaged weights to the network; a file without one starts
+        this module's average at its network weights."""
+        has_ema = any(k.startswith("ema.") for k in state)
+        if self.ema is None and has_ema:
+            return {f"model.{k[11:]}": v for k, v in state.items() if k.startswith("ema.module.")}
+        if self.ema is not None and not has_ema:
+            ema = {f"ema.module.{k[6:]}": v for k, v in state.items() if k.startswith("model.")}
+            return state | ema | {"ema.n_averaged": torch.tensor(1, dtype=torch.long)}
+        return state
+
+    @property
+    def net(self) -> TryOnUNet:
+        """The network in use: the EMA copy outside training when one is kept."""
+        if self.ema is not None and not self.training:
+            return self.ema.module
+        return self.model
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
 
     # ---------------------------------------------------------------- inputs
     def prealigned(self, b: dict) -> torch.Tensor:
         return b["prealigned_front"] if self.hparams.front_only else b["prealigned"]
 
     def context(self, b: dict):
-        return self.model.garment_context(b, front_only=self.hparams.front_only)
+        return self.net.garment_context(b, front_only=self.hparams.front_only)
 
     # ---------------------------------------------------------------- training
     def diffusion_loss(self, b: dict, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -131,7 +162,7 @@ class TryOnModule(L.LightningModule):
             0, self.hparams.num_train_timesteps, (n,), device=x0.device, generator=generator
         )
         x_t = self.train_scheduler.add_noise(x0, noise, t)
-        eps = self.model(x_t, t, b["agnostic"], b["mask"], self.prealigned(b), self.context(b))
+        eps = self.net(x_t, t, b["agnostic"], b["mask"], self.prealigned(b), self.context(b))
         alpha = self.train_scheduler.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1)
         x0_hat = ((x_t - (1 - alpha).sqrt() * eps) / alpha.sqrt()).clamp(-1, 1)
         return F.mse_loss(eps, noise) + self.hparams.x0_l1_weight * F.l1_loss(x0_hat, x0)
@@ -141,7 +172,7 @@ class TryOnModule(L.LightningModule):
 
     def regress(self, b: dict) -> torch.Tensor:
         zeros = torch.zeros(b["person"].shape[0], dtype=torch.long, device=b["mask"].device)
-        out = self.model(None, zeros, b["agnostic"], b["mask"], self.prealigned(b), self.context(b))
+        out = self.net(None, zeros, b["agnostic"], b["mask"], self.prealigned(b), self.context(b))
         return out.clamp(-1, 1)
 
     def training_step(self, batch: dict, _: int):
@@ -198,7 +229,7 @@ class TryOnModule(L.LightningModule):
         context = self.context(b)  # local/global garment tokens: computed once, reused
         for k, t in enumerate(scheduler.timesteps):
             tt = t.repeat(len(start)).to(start.device)
-            eps = self.model(x, tt, b["agnostic"], b["mask"], start, context)
+            eps = self.net(x, tt, b["agnostic"], b["mask"], start, context)
             # ε re-derived from the clipped x̂₀: at high t, 1/√ᾱ_t (up to 157 for this pixel
             # schedule) pushes x̂₀ out of [-1, 1] for any ε error, and pairing the clipped x̂₀
             # with the raw ε (diffusers' default) carries that error into the next state.
@@ -282,7 +313,7 @@ class TryOnModule(L.LightningModule):
         if self.model is None:
             raise ValueError("method 'paste' has no weights to fit; use validate/test/predict")
         opt = torch.optim.AdamW(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+            self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
         warmup = max(1, self.hparams.warmup_steps)
         total = max(1, int(self.trainer.estimated_stepping_batches))

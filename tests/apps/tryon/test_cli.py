@@ -80,6 +80,7 @@ def test_unpaired_predict_names_and_api(in_repo, tmp_path, capsys):
         [
             "fit",
             *tiny_args(data, run),
+            "--model.ema_decay=0.99",  # a .ckpt with an EMA copy: predict and load() use it
             "--trainer.max_steps=1",
             "--data.val_split=test",
             "--trainer.limit_val_batches=1",

@@ -1,6 +1,6 @@
-"""DDIM sampling of the diffusion try-on model: each step pairs the clipped x̂₀ with the ε
+"""Sampling of the diffusion try-on model: each DDIM step pairs the clipped x̂₀ with the ε
 that is consistent with it (x_prev = √ᾱ_prev · x̂₀ + √(1 − ᾱ_prev) · ε̂), the sampling start
-is the noised pre-aligned garment, and results depend on (seed, item) only."""
+is the noised pre-aligned garment; the EMA weights are the ones sampled with and exported."""
 
 import torch
 from torch import nn
@@ -44,3 +44,29 @@ def test_ddim_step_uses_the_epsilon_of_the_clipped_x0():
     assert (x0.abs() == 1).float().mean() > 0.9  # the raw x̂₀ was far out of range
     eps = (x_T - ac[999].sqrt() * x0) / (1 - ac[999]).sqrt()
     torch.testing.assert_close(x_1, ac[499].sqrt() * x0 + (1 - ac[499]).sqrt() * eps)
+
+
+def test_ema_weights_are_averaged_used_for_sampling_and_exported(tmp_path):
+    from safetensors.torch import load_file
+
+    from tessera.apps.tryon.api import load, save_weights
+
+    module = TryOnModule(net=TINY_NET, ema_decay=0.9)
+    first = next(module.model.parameters())
+    start = first.detach().clone()
+    module.on_train_batch_end(None, None, 0)  # the first update copies the weights
+    with torch.no_grad():
+        for p in module.model.parameters():
+            p.add_(1.0)
+    module.on_train_batch_end(None, None, 1)
+    averaged = next(module.ema.module.parameters())
+    torch.testing.assert_close(averaged, start + 0.1)
+    assert module.train().net is module.model and module.eval().net is module.ema.module
+
+    path = save_weights(tmp_path / "ema.safetensors", module, (32, 24))
+    assert not any(k.startswith("ema.") for k in load_file(path))
+    loaded = load(path).module
+    assert loaded.ema is None
+    torch.testing.assert_close(next(loaded.model.parameters()), averaged)
+    tuned = TryOnModule(net=TINY_NET, ema_decay=0.99, weights=str(path))  # a file without EMA
+    torch.testing.assert_close(next(tuned.ema.module.parameters()), averaged)
