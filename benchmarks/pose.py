@@ -1,0 +1,97 @@
+"""Pose app on CPU (fp32, inference).
+
+* Latency per person crop (batch 1, 256x192, no flip test) of SimpleBaseline ResNet-50
+  (the paper-size config ``psa-resnet50-coco.yaml``) without PSA, with parallel PSA and with
+  sequential PSA in every residual block, as Liu et al. (2021) add it; and the shipped tiny
+  network (48x64) with and without its head PSA. The paper calls PSA's overhead small: the
+  ratio to the no-PSA row is that overhead here.
+* Lifting throughput (frames/s: one centre frame lifted per window, 64 windows per call) of
+  the tiny skeleton-aware space-time lifter for receptive fields T = 1, 27, 81, with and
+  without ``DeformableAttention3D`` over the (time, joint) volume.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+
+from benchmarks.harness import Bench
+from tessera.apps.pose.model import PoseLifter, PSAPoseNet
+
+CONFIGS = Path(__file__).parents[1] / "apps" / "pose" / "configs"
+WINDOWS = 64
+
+
+def _no_grad(fn):
+    def run():
+        with torch.no_grad():
+            return fn()
+
+    return run
+
+
+def _keypoint_net(config: str, **overrides) -> PSAPoseNet:
+    hp = yaml.safe_load((CONFIGS / config).read_text())["model"]["init_args"] | overrides
+    return PSAPoseNet(
+        hp["backbone"],
+        False,
+        17,
+        hp["psa_mode"],
+        hp["psa_placement"],
+        tuple(hp["deconv_channels"]),
+        hp["feature_index"],
+    ).eval()
+
+
+def run(bench: Bench) -> None:
+    torch.manual_seed(0)
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    bench.note(f"torch threads: {torch.get_num_threads()}; load average at start {' '.join(load)}")
+
+    crop = torch.rand(1, 3, 256, 192)
+    nets = {m: _keypoint_net("psa-resnet50-coco.yaml", psa_mode=m) for m in ("none", "parallel")}
+    if not bench.quick:
+        nets["sequential"] = _keypoint_net("psa-resnet50-coco.yaml", psa_mode="sequential")
+    bench.compare(
+        {"model": "ResNet-50 SimpleBaseline, PSA in every block", "crop": "256x192"},
+        {f"psa={m}": _no_grad(lambda n=n: n(crop)) for m, n in nets.items()},
+        baseline="psa=none",
+    )
+    small = torch.rand(1, 3, 64, 48)
+    tiny = {m: _keypoint_net("psa-tiny.yaml", psa_mode=m) for m in ("none", "parallel")}
+    bench.compare(
+        {"model": "tiny (ResNet-18 stride 8, head PSA)", "crop": "64x48"},
+        {f"psa={m}": _no_grad(lambda n=n: n(small)) for m, n in tiny.items()},
+        baseline="psa=none",
+    )
+
+    lifter = yaml.safe_load((CONFIGS / "lifter-tiny.yaml").read_text())["model"]["init_args"]
+    rates = []
+    for frames in (1, 27) if bench.quick else (1, 27, 81):
+        x = torch.rand(WINDOWS, frames, 17, 2)
+        cases = {}
+        for deformable in (False, True):
+            net = PoseLifter(
+                frames,
+                17,
+                lifter["dim"],
+                lifter["depth"],
+                lifter["heads"],
+                max_hop=lifter["max_hop"],
+                deformable=deformable,
+            ).eval()
+            name = "space-time + deformable 3-D" if deformable else "space-time"
+            cases[name] = _no_grad(lambda n=net, x=x: n(x))
+        row = bench.compare(
+            {"model": "lifter-tiny", "T": frames, "windows": WINDOWS},
+            cases,
+            baseline="space-time",
+        )
+        rates += [
+            f"T={frames} {c.name}: {WINDOWS / c.median_s:.0f} frames/s"
+            for c in row.cases
+            if c.median_s
+        ]
+    bench.note("Lifting throughput (median): " + "; ".join(rates))
