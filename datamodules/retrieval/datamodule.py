@@ -33,6 +33,9 @@ class RetrievalDataModule(PredictFilterMixin, L.LightningDataModule):
         cache_per_interval: frames the cache keeps per interval (odd; training draws one).
         predict_dir: folder of videos to predict on (default: ``data_dir``'s test split).
         on_error: training/evaluation policy for unreadable videos (prediction skips).
+        crop_scale: area range of the training random resized crop (X-Pool: 0.5-1).
+        hflip: random horizontal flips in training (X-Pool: on; off when captions say
+            "left"/"right", as in the synthetic world).
     """
 
     def __init__(
@@ -55,6 +58,8 @@ class RetrievalDataModule(PredictFilterMixin, L.LightningDataModule):
         cache_per_interval: int = 3,
         predict_dir: str | None = None,
         on_error: OnError = "raise",
+        crop_scale: tuple[float, float] = (0.5, 1.0),
+        hflip: bool = True,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -72,6 +77,7 @@ class RetrievalDataModule(PredictFilterMixin, L.LightningDataModule):
         return VideoTextDataset(
             items, hp.num_frames, hp.image_size, train=train, audio=hp.audio,
             audio_frames=hp.audio_frames, n_mels=hp.n_mels, cache=cache, on_error=on_error,
+            crop_scale=hp.crop_scale, hflip=hp.hflip,
         )  # fmt: skip
 
     def setup(self, stage: str | None = None) -> None:

@@ -10,6 +10,7 @@ A sample is a dict:
 Evaluation frames are the middle frame of each interval with a resize + centre crop; training
 frames are a random frame per interval with a random resized crop (scale 0.5-1) and a
 horizontal flip, the same for every frame of a clip (X-Pool's ``clip_train``/``clip_test``).
+The crop scale and the flip are options: a flip is wrong when captions say "left"/"right".
 """
 
 from __future__ import annotations
@@ -52,11 +53,13 @@ def eval_transform(frames: np.ndarray, size: int) -> torch.Tensor:
     return normalise(v2.functional.center_crop(x, [size, size]))
 
 
-def train_transform(frames: np.ndarray, size: int) -> torch.Tensor:
-    """Random resized crop (scale 0.5-1) + horizontal flip, shared by a clip's frames."""
+def train_transform(frames: np.ndarray, size: int, crop_scale: tuple[float, float] = (0.5, 1.0),
+                    hflip: bool = True) -> torch.Tensor:  # fmt: skip
+    """Random resized crop (area ``crop_scale``) + horizontal flip (when ``hflip``), shared by
+    a clip's frames."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
-    x = v2.RandomResizedCrop(size, scale=(0.5, 1.0), antialias=True)(x)
-    if torch.rand(()) < 0.5:
+    x = v2.RandomResizedCrop(size, scale=tuple(crop_scale), antialias=True)(x)
+    if hflip and torch.rand(()) < 0.5:
         x = x.flip(-1)
     return normalise(x)
 
@@ -71,6 +74,8 @@ class VideoTextDataset(Dataset):
     audio_frames, n_mels: log-mel size (10 ms frames).
     cache: optional decoded-frame cache.
     on_error: ``raise`` or ``skip`` unreadable videos.
+    crop_scale: area range of the training crop.
+    hflip: random horizontal flips in training.
     """
 
     def __init__(
@@ -84,8 +89,11 @@ class VideoTextDataset(Dataset):
         n_mels: int = 128,
         cache: FrameCache | None = None,
         on_error: OnError = "raise",
+        crop_scale: tuple[float, float] = (0.5, 1.0),
+        hflip: bool = True,
     ):
         self.items = list(items)
+        self.crop_scale, self.hflip = tuple(crop_scale), hflip
         self.num_frames, self.image_size, self.train = num_frames, image_size, train
         self.audio, self.audio_frames, self.n_mels = audio, audio_frames, n_mels
         self.cache, self.on_error = cache, on_error
@@ -111,12 +119,11 @@ class VideoTextDataset(Dataset):
 
     def _load(self, item: VideoItem) -> dict:
         frames = self._frames(item.path)
-        transform = train_transform if self.train else eval_transform
-        sample = {
-            "video_id": item.video_id,
-            "path": str(item.path),
-            "frames": transform(frames, self.image_size),
-        }
+        if self.train:
+            frames = train_transform(frames, self.image_size, self.crop_scale, self.hflip)
+        else:
+            frames = eval_transform(frames, self.image_size)
+        sample = {"video_id": item.video_id, "path": str(item.path), "frames": frames}
         if self.audio:
             wave = read_audio(item.path, SAMPLE_RATE, max_seconds=seconds_for(self.audio_frames))
             sample["audio"], sample["audio_mask"] = log_mel(wave, self.audio_frames, self.n_mels)

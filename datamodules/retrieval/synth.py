@@ -1,17 +1,23 @@
 """Synthetic text-video world in the MSR-VTT layout (the smoke test, not the product).
 
-Each clip (2-4 s, 8 fps, rendered with PyAV) is a sequence of 2 or 3 *events* over a
+Each clip (3-5 s, 8 fps, rendered with PyAV) is a sequence of 3 or 4 *events* over a
 background colour: in each, a shape (circle, square, triangle) of one colour slides across
-the frame (left, right, up or down). Event lengths vary, so an event can fill a third or
-most of the clip. The sound track follows the events: each shape has its own tone, and an
-onset click marks each new event; about one clip in six has no audio track.
+the frame (left, right, up or down), leaving a fading trail behind it, so that a single
+frame shows which way it moves (frame-level pooling is blind to frame order). Two events of
+a clip never share both colour and shape, but often share one of them. Event lengths vary
+(at least 15 % of the clip each, so eight evenly spaced frames see every event). The sound
+track follows the events: each shape has its own tone, and an onset click marks each new
+event; about one clip in six has no audio track.
 
-Captions (MSR-VTT has 20 per video; here 4-5) are compositional: the whole clip ("first a
-red circle moves left, then a blue square moves up"), and partial ones naming only one or
-two of the events ("a blue square moves up"). A partial caption matches a few frames of
-its clip while the other events are distractors, which is what text-conditioned pooling is
-for. The test sentence of each clip (``MSRVTT_JSFUSION_test.csv``, 1k-A's role) names two
-events, half the time the whole two-event clip, else two of three events.
+Captions (MSR-VTT has 20 per video; here 7-11) are compositional: the whole clip ("first a
+red circle moves left, then a blue square moves up, then ..."), every event alone ("a blue
+square moves up") and every ordered pair ("a red circle moves left and later a green
+triangle moves down"). X-Pool's premise holds by construction: the test sentence of each
+clip (``MSRVTT_JSFUSION_test.csv``, 1k-A's role) names two of its 3-4 events, so it
+describes a *subset* of the frames while the other events are distractors that look like
+the content of other clips (same colours and shapes, other bindings). Mean pooling has to
+match a caption against the average of all frames; text-conditioned pooling can attend to
+the frames the caption describes.
 
 Splits: ``train`` → ``MSRVTT_train.9k.csv`` (and a 7k subset), ``val`` → the json's
 ``validate`` videos (read as split ``validate_full``), ``test`` → JSFUSION + json ``test``.
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -55,21 +62,31 @@ def _mask(shape: str, size: int, cx: float, cy: float, r: float) -> np.ndarray:
     return (yy - cy <= r * 0.8) & (yy - cy >= -r) & (np.abs(xx - cx) <= (yy - cy + r) * 0.55)
 
 
+TRAIL = ((3, 0.2), (2, 0.35), (1, 0.55))  # (steps behind the shape, opacity)
+
+
 def render_clip(events: list[dict], lengths: list[int], size: int, background) -> np.ndarray:
-    """uint8 ``(sum(lengths), size, size, 3)``: each event's shape sliding in its direction."""
+    """uint8 ``(sum(lengths), size, size, 3)``: each event's shape sliding in its direction,
+    with a fading trail of earlier positions behind it."""
     frames = []
     r = size * 0.2
+    step = size * 0.07
+    unit = {"right": (1, 0), "left": (-1, 0), "down": (0, 1), "up": (0, -1)}
+    back = np.asarray(background, np.float32)
     for event, n in zip(events, lengths, strict=True):
+        dx, dy = unit[event["direction"]]
+        colour = np.asarray(COLOURS[event["colour"]], np.float32)
         for i in range(n):
-            t = i / max(1, n - 1)
-            along = r + t * (size - 2 * r)
-            pos = {"right": (along, size / 2), "left": (size - along, size / 2),
-                   "down": (size / 2, along), "up": (size / 2, size - along)}  # fmt: skip
-            cx, cy = pos[event["direction"]]
-            frame = np.empty((size, size, 3), np.uint8)
-            frame[:] = background
-            frame[_mask(event["shape"], size, cx, cy, r)] = COLOURS[event["colour"]]
-            frames.append(frame)
+            along = r + i / max(1, n - 1) * (size - 2 * r) - size / 2  # -(size/2 - r)..+
+            cx, cy = size / 2 + dx * along, size / 2 + dy * along
+            frame = np.empty((size, size, 3), np.float32)
+            frame[:] = back
+            for behind, alpha in TRAIL:
+                mask = _mask(event["shape"], size, cx - dx * behind * step,
+                             cy - dy * behind * step, r)  # fmt: skip
+                frame[mask] = alpha * colour + (1 - alpha) * back
+            frame[_mask(event["shape"], size, cx, cy, r)] = colour
+            frames.append(frame.round().astype(np.uint8))
     return np.stack(frames)
 
 
@@ -90,27 +107,28 @@ def describe(event: dict) -> str:
     return f"a {event['colour']} {event['shape']} moves {event['direction']}"
 
 
-def captions_for(events: list[dict]) -> tuple[list[str], str]:
-    """All captions of a clip (full first) and its test sentence (names two events)."""
+def captions_for(events: list[dict], rng: np.random.Generator) -> tuple[list[str], str]:
+    """All captions of a clip (whole clip, each event, each ordered pair of events) and its
+    test sentence: a pair of events drawn at random (a subset of the clip)."""
     parts = [describe(e) for e in events]
     full = "first " + ", then ".join(parts)
-    if len(events) == 2:
-        return [full, *parts], full
-    test = f"{parts[0]} and later {parts[2]}"
-    return [full, *parts, test], test
+    pairs = list(itertools.combinations(range(len(events)), 2))
+    paired = [f"{parts[i]} and later {parts[j]}" for i, j in pairs]
+    return [full, *parts, *paired], paired[int(rng.integers(len(paired)))]
 
 
 def sample_clip(rng: np.random.Generator) -> tuple[list[dict], list[int]]:
-    count = int(rng.integers(2, 4))
+    count = int(rng.integers(3, 5))
     events = []
     while len(events) < count:
         e = {"colour": str(rng.choice(list(COLOURS))), "shape": str(rng.choice(SHAPES)),
              "direction": str(rng.choice(DIRECTIONS))}  # fmt: skip
         if all((e["colour"], e["shape"]) != (o["colour"], o["shape"]) for o in events):
             events.append(e)
-    total = int(rng.integers(2 * FPS, 4 * FPS + 1))
-    weights = rng.dirichlet(np.full(count, 1.5))
-    lengths = np.maximum(3, np.round(weights * total)).astype(int).tolist()
+    total = int(rng.integers(3 * FPS, 5 * FPS + 1))
+    shortest = int(np.ceil(0.15 * total))
+    spare = rng.dirichlet(np.ones(count)) * (total - shortest * count)
+    lengths = (shortest + np.floor(spare)).astype(int).tolist()
     return events, lengths
 
 
@@ -132,7 +150,7 @@ def write_world(out: str | Path, seed: int = 0, train: int = 400, val: int = 50,
             frames = render_clip(events, lengths, size, background)
             audio = render_audio(events, lengths, rng) if rng.random() > 1 / 6 else None
             write_video(out / "videos/all" / f"{video_id}.mp4", frames, fps=FPS, audio=audio)
-            caps, test_sentence = captions_for(events)
+            caps, test_sentence = captions_for(events, rng)
             videos.append({
                 "category": int(rng.integers(20)), "url": f"synthetic://{seed}/{video_id}",
                 "video_id": video_id, "start time": 0.0, "end time": len(frames) / FPS,
@@ -145,7 +163,7 @@ def write_world(out: str | Path, seed: int = 0, train: int = 400, val: int = 50,
             n += 1
             progress.update()
     progress.close()
-    info = {"contributor": "tessera synthetic world", "version": "1.0", "seed": seed,
+    info = {"contributor": "tessera synthetic world", "version": "2.0", "seed": seed,
             "description": "moving shapes with tones, MSR-VTT layout"}  # fmt: skip
     (out / "MSRVTT_data.json").write_text(
         json.dumps({"info": info, "videos": videos, "sentences": sentences})

@@ -36,3 +36,17 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     module = RetrievalModule(**tiny_config())
     return export(module, tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+
+
+def as_lightning_ckpt(weights: Path, out: Path) -> Path:
+    """A Lightning checkpoint with the same weights (predict resumes from ``--ckpt_path``)."""
+    import lightning as L
+
+    from tessera.apps.retrieval import load
+
+    module = load(weights).module
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, max_steps=0)
+    trainer.strategy.connect(module)
+    path = out / "tiny.ckpt"
+    trainer.save_checkpoint(path)
+    return path

@@ -12,6 +12,8 @@ import torch
 from tessera.apps.retrieval import load
 from tessera.apps.retrieval.cli import main
 
+from .conftest import as_lightning_ckpt
+
 TINY = Path(__file__).parents[3] / "apps/retrieval/configs/tiny.yaml"
 
 
@@ -74,7 +76,7 @@ def test_predict_writes_an_index_and_resumes(datasets, tiny_checkpoint, tmp_path
         "--trainer.enable_progress_bar=false", "--trainer.logger=false",
         "--trainer.callbacks+=tessera.apps.retrieval.writer.FeatureWriter",
         f"--trainer.callbacks.output_dir={out}",
-        f"--ckpt_path={_as_lightning_ckpt(tiny_checkpoint, tmp_path)}",
+        f"--ckpt_path={as_lightning_ckpt(tiny_checkpoint, tmp_path)}",
     ]  # fmt: skip
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -85,18 +87,6 @@ def test_predict_writes_an_index_and_resumes(datasets, tiny_checkpoint, tmp_path
     assert len(stamps) == 3
     assert main(args) == 0  # re-run: nothing left to embed, nothing rewritten
     assert {p: p.stat().st_mtime_ns for p in (out / "items").iterdir()} == stamps
-
-
-def _as_lightning_ckpt(weights: Path, tmp_path: Path) -> Path:
-    """A Lightning checkpoint with the same weights (predict resumes from --ckpt_path)."""
-    import lightning as L
-
-    module = load(weights).module
-    trainer = L.Trainer(logger=False, enable_progress_bar=False, max_steps=0)
-    trainer.strategy.connect(module)
-    path = tmp_path / "tiny.ckpt"
-    trainer.save_checkpoint(path)
-    return path
 
 
 def test_index_is_incremental_and_search_ranks(datasets, tiny_checkpoint, tmp_path, capsys):
