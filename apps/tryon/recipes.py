@@ -28,20 +28,35 @@ NAME = "tryon-mvvton-tiny"
 CONFIG = Path(__file__).parent / "configs" / "tiny.yaml"
 WORLD = {"seed": 0, "train": 60, "val": 4, "test": 20}
 UNSEEN_SEED = 101
-MAIN = {"max_steps": 400, "max_time": "00:01:10:00"}
+# 3000 steps at batch 4 (≈ 67 epochs of the 180 training images): the 400-step run was still
+# improving (train loss 0.29 and falling); measured 1.12 s/step with 1 thread on the shared
+# 2-core machine, so ≈ 56 min per fit. The EMA (window ≈ 500 steps) is what is evaluated and
+# exported. The baselines get the same budget, so the comparison is at equal training.
+STEPS = 3000
+TIME_LIMIT = "00:01:10:00"
+MAIN = {"max_steps": STEPS, "max_time": TIME_LIMIT, "ema_decay": 0.998}
 BASELINES = {
     "regressor": (
         "--model.method=regressor",
-        "--trainer.max_steps=400",
-        "--trainer.max_time=00:00:30:00",
+        f"--trainer.max_steps={STEPS}",
+        f"--trainer.max_time={TIME_LIMIT}",
     ),
     "front_only": (
         "--model.front_only=true",
-        "--trainer.max_steps=400",
-        "--trainer.max_time=00:00:30:00",
+        f"--model.ema_decay={MAIN['ema_decay']}",
+        f"--trainer.max_steps={STEPS}",
+        f"--trainer.max_time={TIME_LIMIT}",
     ),
 }
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "tryon.json"
+
+
+def main_args() -> tuple[str, ...]:
+    return (
+        f"--trainer.max_steps={MAIN['max_steps']}",
+        f"--trainer.max_time={MAIN['max_time']}",
+        f"--model.ema_decay={MAIN['ema_decay']}",
+    )
 
 
 def synth_command(out: str = "world", seed: int = WORLD["seed"]) -> str:
@@ -152,7 +167,7 @@ def train(workdir: str | Path | None = None) -> dict:
     fit(
         workdir,
         "main",
-        (f"--trainer.max_steps={MAIN['max_steps']}", f"--trainer.max_time={MAIN['max_time']}"),
+        main_args(),
     )
     for name, extra in BASELINES.items():
         fit(workdir, name, extra)
@@ -176,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         fit(
             workdir,
             "main",
-            (f"--trainer.max_steps={MAIN['max_steps']}", f"--trainer.max_time={MAIN['max_time']}"),
+            main_args(),
         )
     elif args.stage == "baselines":
         for name, extra in BASELINES.items():
