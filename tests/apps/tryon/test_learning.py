@@ -46,5 +46,5 @@ def test_loss_falls_and_ssim_rises(tmp_path):
     trainer.fit(module, loader)
     after = held_out_scores(module.eval(), batch)
     assert after[0] < 0.7 * before[0], (before, after)
-    # measured on this world: loss 1.89 → 0.70, SSIM of 5-step samples 0.24 → 0.35
+    # measured on this world: loss 1.89 → 0.70, SSIM of 5-step samples 0.21 → 0.37
     assert after[1] > before[1] + 0.05, (before, after)
