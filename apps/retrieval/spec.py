@@ -8,4 +8,5 @@ APP = AppSpec(
     summary="X-Pool text-conditioned pooling of CLIP frames: find videos a sentence describes.",
     cli="tessera.apps.retrieval.cli:main",
     demo="tessera.demos.retrieval:build_demo",
+    checkpoints="tessera.apps.retrieval.recipes:train",
 )
