@@ -5,9 +5,10 @@ X-Pool attention weights over its frames as a bar chart; an uploaded video is ad
 index. The index starts from the bundled examples (``demos/examples/retrieval/``, clips of a
 fresh synthetic world: ``python -m tessera.demos.retrieval --write-examples``).
 
-No retrieval checkpoint is shipped yet: start the demo with ``--checkpoint FILE`` (a
+It searches with the shipped ``retrieval-xpool-tiny`` (trained on the synthetic world by
+``python -m tessera.apps.retrieval.recipes``); ``--checkpoint`` takes another registry name, a
 ``.safetensors`` from ``tessera.apps.retrieval.export`` or a Lightning ``.ckpt`` of ``tessera
-retrieval fit``).
+retrieval fit``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,16 @@ EXAMPLES_DIR = Path(__file__).parent / "examples" / "retrieval"
 MAX_UPLOAD_MB = 50
 TOP_K = 5
 ACTIVE: dict = {"checkpoint": None, "index": None, "videos": None}
+CHECKPOINT = "retrieval-xpool-tiny"  # the shipped checkpoint (registry name)
+
+
+def _available(checkpoint: str | None) -> str | None:
+    """``checkpoint`` unless it is a registry name that is not registered (not trained)."""
+    from tessera.apps.common.checkpoints import registry
+
+    if checkpoint and not Path(checkpoint).exists() and checkpoint not in registry():
+        return None
+    return checkpoint
 
 
 @cache
@@ -36,7 +47,8 @@ def _load(checkpoint: str):
 def _retriever():
     if not ACTIVE["checkpoint"]:
         raise gr.Error(
-            "No retrieval checkpoint is shipped yet: start the demo with "
+            "No retrieval checkpoint is available: train the shipped one with "
+            "`python -m tessera.apps.retrieval.recipes` or start the demo with "
             "`python -m tessera.demos.retrieval --checkpoint FILE`."
         )
     try:
@@ -121,16 +133,19 @@ def add_video(path: str | None):
     return _gallery(), f"Indexed {target.name}: the index holds {summary['videos']} videos."
 
 
-def build_demo(checkpoint: str | None = None) -> gr.Blocks:
-    """The demo page, searching with ``checkpoint`` (a weight file; none is shipped yet)."""
+def build_demo(checkpoint: str | None = CHECKPOINT) -> gr.Blocks:
+    """The demo page, searching with ``checkpoint`` (registry name or weight file)."""
+    checkpoint = _available(checkpoint)
     ACTIVE.update(checkpoint=checkpoint, index=None, videos=None)
     with gr.Blocks(title="Tessera text-video retrieval") as demo:
         gr.Markdown(
             "### Text-video retrieval\nX-Pool: the sentence attends over each video's frames "
             "(CLIP features), so a caption that describes only part of a clip finds it. "
-            + ("" if checkpoint else "**No retrieval checkpoint is shipped yet**: run "
-               "`python -m tessera.demos.retrieval --checkpoint FILE` with a model from "
-               "`tessera retrieval fit` (see docs/apps/retrieval.md).")
+            + (f"Model: `{Path(checkpoint).name}`." if checkpoint else
+               "**No retrieval checkpoint is available**: train the shipped one with "
+               "`python -m tessera.apps.retrieval.recipes`, or run `python -m "
+               "tessera.demos.retrieval --checkpoint FILE` with a model from `tessera "
+               "retrieval fit` (see docs/apps/retrieval.md).")
         )  # fmt: skip
         gallery = gr.Gallery(value=_gallery(), label="Indexed videos", columns=6, height=220,
                              elem_id="ret-gallery")  # fmt: skip
@@ -146,7 +161,10 @@ def build_demo(checkpoint: str | None = None) -> gr.Blocks:
             upload = gr.File(label="Add a video to the index", file_types=["video"],
                              elem_id="ret-upload")  # fmt: skip
             added = gr.Markdown(elem_id="ret-added")
-        examples = ["a red circle moves left", "first a blue square moves up"]
+        examples = [
+            "a red circle moves left",
+            "a blue square moves up and later a green triangle moves down",
+        ]
         gr.Examples([[e] for e in examples], inputs=[query], label="Examples")
         run.click(search, [query], [table, results, plot], api_name="search")
         query.submit(search, [query], [table, results, plot])
@@ -169,7 +187,8 @@ def write_examples(out: Path = EXAMPLES_DIR, seed: int = 123, count: int = 8) ->
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m tessera.demos.retrieval")
     parser.add_argument("--write-examples", action="store_true")
-    parser.add_argument("--checkpoint", default=None, help="weight file (.safetensors / .ckpt)")
+    parser.add_argument("--checkpoint", default=CHECKPOINT,
+                        help="registry name or weight file (.safetensors / .ckpt)")  # fmt: skip
     args = parser.parse_args()
     if args.write_examples:
         write_examples()
