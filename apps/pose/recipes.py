@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 CONFIGS = Path(__file__).parent / "configs"
-WORLD = {"seed": 0, "train": 2000, "val": 60, "test": 200, "clips": [60, 4, 20], "clip_frames": 200}
+WORLD = {"seed": 0, "train": 4000, "val": 60, "test": 200, "clips": [60, 4, 20], "clip_frames": 200}
 HELD_OUT_SEED = 101
 # Small test-only worlds (40 images, 4 lifting clips of 100 frames) of both seeds.
 SLICE = {"train": 0, "val": 0, "test": 40, "clips": [0, 0, 4], "clip_frames": 100}

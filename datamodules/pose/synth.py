@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 from tqdm import tqdm
 
 from tessera.datamodules.common import atomic_write_text
@@ -118,7 +118,10 @@ def _capsule(draw, a, b, radius, fill):
 
 
 def render_person(img, mask, kp2d, depth, focal, colours):
-    """Draw one figure; returns the per-keypoint "covered by the body" flags."""
+    """Draw one figure; returns the per-keypoint "covered by the body" flags.
+
+    ``kp2d`` ``(17, 2)`` pixels and ``depth`` ``(17,)`` camera-frame metres, COCO order.
+    """
     draw, mdraw = ImageDraw.Draw(img), ImageDraw.Draw(mask)
     px = lambda metres, z: max(1.0, metres * focal / max(z, 0.1) / 2)  # noqa: E731
     parts = []
@@ -143,14 +146,68 @@ def render_person(img, mask, kp2d, depth, focal, colours):
                 if depth[k] > zt + 0.08 and _inside(kp2d[k], torso):
                     covered[k] = True
         else:
-            c = kp2d[:5].mean(0)
-            r = px(0.2, depth[0])
-            for d in (draw, mdraw):
-                d.ellipse(
-                    [c[0] - r, c[1] - r, c[0] + r, c[1] + r],
-                    fill=colours["skin"] if d is draw else 255,
-                )
+            covered[:5] = _head(img, mask, kp2d[:5], depth[:5], px(0.2, depth[0]), colours)
     return covered
+
+
+def _shade(colour, factor):
+    return tuple(int(min(255, c * factor)) for c in colour)
+
+
+def _head(img, mask, face2d, face_depth, r, colours) -> np.ndarray:
+    """A head of radius ``r`` pixels: hair over the skull, the face where it turns to the
+    camera (skin, eyes, nose), ears at the sides; returns the face points it hides.
+
+    ``face2d`` ``(5, 2)`` / ``face_depth`` ``(5,)``: nose, eyes, ears (COCO order). The nose
+    and the eyes are drawn (visible) when nearer to the camera than the face points' centre,
+    an ear unless it is more than 3 cm behind it (the far side of the head); the others are
+    hidden by the head.
+    """
+    c, zc = face2d.mean(0), face_depth.mean()
+    shown = np.concatenate([face_depth[:3] < zc, face_depth[3:] <= zc + 0.03])
+    box = lambda p, q: [p[0] - q, p[1] - q, p[0] + q, p[1] + q]  # noqa: E731
+    ImageDraw.Draw(mask).ellipse(box(c, r), fill=255)
+    draw = ImageDraw.Draw(img)
+    ear = _shade(colours["skin"], 0.85)
+    for k in (3, 4):  # an ear on the far half is drawn before (behind) the head
+        if shown[k] and face_depth[k] > zc:
+            draw.ellipse(box(face2d[k], 0.3 * r), fill=ear)
+    draw.ellipse(box(c, r), fill=colours["hair"])
+    # How far the face turns to the camera: 1 facing it, -1 facing away (nose depth).
+    facing = float(np.clip((zc - face_depth[0]) / max(np.abs(face_depth - zc).max(), 1e-6), -1, 1))
+    if facing > -0.2:
+        # the face disc slides from the centre towards the nose side as the head turns
+        towards = face2d[0] - c
+        fc = c + 0.35 * towards + np.array([0.0, 0.15 * r])
+        layer = Image.new("L", img.size, 0)
+        ImageDraw.Draw(layer).ellipse(box(fc, r * (0.55 + 0.3 * max(facing, 0))), fill=255)
+        skull = Image.new("L", img.size, 0)
+        ImageDraw.Draw(skull).ellipse(box(c, r), fill=255)
+        img.paste(colours["skin"], mask=ImageChops.multiply(layer, skull))
+    for k in (1, 2):
+        if shown[k]:
+            draw.ellipse(box(face2d[k], max(0.5, 0.17 * r)), fill=colours["eyes"])
+    if shown[0]:
+        draw.ellipse(box(face2d[0], max(0.5, 0.15 * r)), fill=_shade(colours["skin"], 0.7))
+    for k in (3, 4):  # an ear on the near half is drawn over the hair
+        if shown[k] and face_depth[k] <= zc:
+            draw.ellipse(box(face2d[k], 0.3 * r), fill=ear)
+    return ~shown
+
+
+HAIR = ((20, 15, 10), (60, 35, 20), (110, 70, 35), (200, 170, 90), (150, 150, 150), (140, 50, 20))
+
+
+def person_colours(rng) -> dict:
+    """Skin, hair, eye and clothing colours of one figure."""
+    hair = np.array(HAIR[rng.integers(len(HAIR))]) + rng.integers(-15, 16, 3)
+    return {
+        "skin": _colour(rng, 120, 255),
+        "hair": tuple(int(v) for v in np.clip(hair, 0, 255)),
+        "eyes": _colour(rng, 0, 60),
+        "shirt": _colour(rng),
+        "pants": _colour(rng),
+    }
 
 
 def _inside(p, poly) -> bool:
@@ -181,13 +238,8 @@ def make_image(rng, image_id: int, size=IMAGE_SIZE):
     for _, _world, cam3d in sorted(persons, key=lambda q: -q[0]):  # far first
         kp2d = project(cam3d, cam)
         mask = Image.new("L", size, 0)
-        colours = {"skin": _colour(rng, 120, 255), "shirt": _colour(rng), "pants": _colour(rng)}
+        colours = person_colours(rng)
         covered = render_person(img, mask, kp2d, cam3d[:, 2], cam.focal_length[0], colours)
-        # A face point turned away from the camera is hidden (eyes, ears, nose behind head).
-        head_c = cam3d[:5].mean(0)
-        for k in range(5):
-            if cam3d[k, 2] > head_c[2] + 0.03:
-                covered[k] = True
         anns.append({"kp": kp2d, "covered": covered, "mask": mask})
     # Nearer persons hide joints of farther ones.
     for i, a in enumerate(anns):
@@ -274,7 +326,7 @@ def render_clip(rng, frames: int, size=(128, 128), fps: float = 25.0):
     cam = random_camera(rng, np.array([0.0, 0.0, 0.9]), size, distance=(3.4, 4.2))
     joints, face = sample_motion(rng, frames, fps=fps)
     coco = to_coco(joints, face) - joints[:1, :1] * [1, 1, 0]
-    colours = {"skin": _colour(rng, 120, 255), "shirt": _colour(rng), "pants": _colour(rng)}
+    colours = person_colours(rng)
     video, keypoints = [], []
     for t in range(frames):
         cam3d = world_to_camera(coco[t], cam)

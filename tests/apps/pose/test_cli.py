@@ -223,7 +223,7 @@ def test_api_single_image_and_lifting(keypoint_ckpt, lifter_ckpt, coco_root, tmp
 
 def test_mismatched_model_and_data_options_are_refused(coco_root, tmp_path):
     with pytest.raises(ValueError, match="model.heatmap_size"):
-        _fit(tmp_path, "psa-tiny.yaml", coco_root, ["--model.init_args.heatmap_size=[24,32]"])
+        _fit(tmp_path, "psa-tiny.yaml", coco_root, ["--model.init_args.heatmap_size=[12,16]"])
 
 
 def test_missing_checkpoint_is_a_clear_error(coco_root, capsys):
