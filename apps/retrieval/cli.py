@@ -1,8 +1,10 @@
 """``tessera retrieval fit|validate|test|predict|synth|evaluate|index|search``.
 
-- ``evaluate --checkpoint C --data DIR [--split test]``: t2v/v2t R@1/5/10, MdR, MnR as the
-  X-Pool/CLIP4Clip evaluation (MSR-VTT ``test`` = 1k-A with the JSFUSION sentences,
-  1000 x 1000; MSVD every test caption), JSON on the last stdout line.
+- ``evaluate --checkpoint C --data DIR [--split test] [--scoring cosine|dual_softmax]``:
+  t2v/v2t R@1/5/10, MdR, MnR as the X-Pool/CLIP4Clip evaluation (MSR-VTT ``test`` = 1k-A
+  with the JSFUSION sentences, 1000 x 1000; MSVD every test caption), JSON on the last stdout
+  line. ``--scoring dual_softmax`` re-scores with the hub-aware dual softmax (not the
+  published protocol).
 - ``index --videos DIR --out INDEX --checkpoint C``: embed a folder of videos (incremental,
   resumable).
 - ``search --index INDEX --checkpoint C "a query" [--top-k 10] [--mode auto|exact|two_stage]
@@ -25,15 +27,24 @@ from tessera.datamodules.retrieval import synth
 from tessera.datamodules.retrieval.datamodule import RetrievalDataModule
 
 
-def evaluate(request: EvaluateRequest) -> dict[str, float]:
-    """Metrics of a checkpoint on ``request.split`` (the same code path as ``test``)."""
+def evaluate(request: EvaluateRequest, scoring: str | None = None) -> dict[str, float]:
+    """Metrics of a checkpoint on ``request.split`` (the same code path as ``test``).
+
+    ``scoring`` (or ``--scoring``, ``request.options["scoring"]``) overrides the checkpoint's
+    ``eval_scoring``: ``cosine`` (the published protocol, the default) or ``dual_softmax``."""
     import lightning as L
 
     from tessera.apps.retrieval import load
+    from tessera.apps.retrieval.module import SCORINGS
 
+    scoring = scoring or request.options.get("scoring")
+    if scoring is not None and scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
     retriever = load(request.checkpoint, device=request.device)
     module = retriever.module
     hp = module.hparams
+    if scoring is not None:
+        hp.eval_scoring = scoring
     data = RetrievalDataModule(
         request.data, test_split=request.split, num_frames=hp.num_frames,
         image_size=module.model.image_size, eval_batch_size=request.batch_size,
@@ -107,12 +118,21 @@ def _search(argv: list[str]) -> int:
     return 0
 
 
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scoring", default=None, choices=("cosine", "dual_softmax"),
+        help="cosine: the published X-Pool protocol (default); dual_softmax: hub-aware "
+        "re-scoring over all queries (Cheng et al., 2021), an option, not the protocol",
+    )  # fmt: skip
+
+
 COMMANDS = AppCommands(
     task="retrieval",
     model_class=RetrievalModule,
     datamodule_class=RetrievalDataModule,
     synth=synth.main,
     evaluate=evaluate,
+    evaluate_arguments=_evaluate_arguments,
 )
 
 EXTRA_HELP = (

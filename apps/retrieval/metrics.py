@@ -12,6 +12,9 @@ Following ``layer6ai-labs/xpool`` ``modules/metrics.py`` (the same as CLIP4Clip'
 Ranks are 0-based internally, so ``R@K = 100 * mean(rank < K)``, ``MdR = median(rank) + 1``,
 ``MnR = mean(rank) + 1``. Ties are broken by index order (a stable sort), so a constant
 similarity matrix scores at chance, never at 100.
+
+:func:`dual_softmax` is an *optional* hub-aware re-scoring of the whole query x gallery
+matrix (not the published X-Pool protocol, which scores raw cosines).
 """
 
 from __future__ import annotations
@@ -58,6 +61,19 @@ def retrieval_ranks(
     best = best.scatter_reduce(0, text_video[:, None].expand(-1, num_videos), sims, "amax")
     v2t = _ranks_of_targets(best.T, torch.arange(num_videos))
     return t2v, v2t
+
+
+def dual_softmax(sims: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Dual-softmax inference (DSL, Cheng et al., 2021, arXiv:2109.04290; used by CAMoE):
+    each similarity times the softmax over all *queries* of its video's column,
+
+        ``s'[t, v] = s[t, v] * softmax_t(temperature * s[:, v])``,
+
+    so a "hub" video that is close to many queries has its scores shared out among them.
+    It is transductive (every query of the evaluation set takes part): an evaluation option,
+    not part of the published X-Pool / CLIP4Clip protocol. ``sims``: ``(T, V)``.
+    """
+    return sims * torch.softmax(sims * temperature, dim=0)
 
 
 def retrieval_metrics(sims: torch.Tensor, text_video: torch.Tensor) -> dict[str, float]:

@@ -216,10 +216,19 @@ def _image_size(clip: nn.Module) -> int:
     return int(size[0] if isinstance(size, tuple | list) else size)
 
 
-def clip_loss(sims: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+def clip_loss(
+    sims: torch.Tensor, logit_scale: torch.Tensor, false_negatives: torch.Tensor | None = None
+) -> torch.Tensor:
     """Symmetric InfoNCE on a square ``(B, B)`` text x video similarity matrix whose
-    diagonal holds the matching pairs (CLIP; X-Pool ``modules/loss.py``)."""
+    diagonal holds the matching pairs (CLIP; X-Pool ``modules/loss.py``).
+
+    ``false_negatives`` ``(B, B)`` bool marks off-diagonal pairs that are *not* negatives
+    (text ``i`` is also a caption of video ``j``); they are left out of both softmaxes.
+    """
     logits = sims * logit_scale
+    if false_negatives is not None:
+        eye = torch.eye(sims.shape[0], dtype=torch.bool, device=sims.device)
+        logits = logits.masked_fill(false_negatives & ~eye, float("-inf"))
     target = torch.arange(sims.shape[0], device=sims.device)
     t2v = nn.functional.cross_entropy(logits, target)
     v2t = nn.functional.cross_entropy(logits.T, target)

@@ -5,9 +5,16 @@ similarities (one pooling per pair for X-Pool) times CLIP's logit scale (clamped
 go through a symmetric cross-entropy. AdamW with separate learning rates for CLIP and for
 the new layers (pooling head, audio encoder), cosine schedule with linear warm-up.
 
+Optionally (``mask_false_negatives``) an in-batch pair whose caption is also a caption of the
+other clip (MSR-VTT repeats sentences such as "a man is talking"; the synthetic world's
+one-event captions are true of many clips) is not used as a negative.
+
 Validation/test: frame features of every clip and every caption are collected (gathered
 across DDP ranks), then the full caption x video matrix is scored in chunks and reduced to
-``t2v_*`` / ``v2t_*`` metrics (:mod:`tessera.apps.retrieval.metrics`).
+``t2v_*`` / ``v2t_*`` metrics (:mod:`tessera.apps.retrieval.metrics`). ``eval_scoring``
+picks the scores ranked: ``cosine`` (the published X-Pool / CLIP4Clip protocol, default)
+or ``dual_softmax`` (hub-aware, transductive; :func:`~tessera.apps.retrieval.metrics.dual_softmax`
+at the model's logit scale).
 """
 
 from __future__ import annotations
@@ -19,9 +26,18 @@ import lightning as L
 import torch
 import torch.distributed as dist
 
-from tessera.apps.retrieval.metrics import retrieval_metrics
+from tessera.apps.retrieval.metrics import dual_softmax, retrieval_metrics
 from tessera.apps.retrieval.model import RetrievalModel, clip_loss
 from tessera.datamodules.common import is_empty_batch
+
+SCORINGS = ("cosine", "dual_softmax")
+
+
+def false_negative_mask(captions: list[str], clip_captions: list[list[str]]) -> torch.Tensor:
+    """``(B, B)`` bool: caption ``i`` is also a caption of clip ``j`` (``i != j``)."""
+    sets = [set(c) for c in clip_captions]
+    return torch.tensor([[i != j and text in sets[j] for j in range(len(sets))]
+                         for i, text in enumerate(captions)])  # fmt: skip
 
 
 def _cpu(t: torch.Tensor) -> torch.Tensor:
@@ -37,6 +53,9 @@ class RetrievalModule(L.LightningModule):
     head_lr: learning rate of the pooling head / audio encoder (3e-5 for MSR-VTT 9k).
     weight_decay: AdamW weight decay (0.2).
     warmup: fraction of the steps with linear warm-up (0.1).
+    mask_false_negatives: leave in-batch pairs whose caption is also one of the other
+        clip's captions out of the loss (off in the X-Pool paper setting).
+    eval_scoring: ``cosine`` (published protocol) or ``dual_softmax`` (hub-aware).
     eval_text_batch: captions encoded at once during evaluation.
     eval_video_chunk: videos scored at once during evaluation.
     """
@@ -58,10 +77,14 @@ class RetrievalModule(L.LightningModule):
         head_lr: float = 3e-5,
         weight_decay: float = 0.2,
         warmup: float = 0.1,
+        mask_false_negatives: bool = False,
+        eval_scoring: str = "cosine",
         eval_text_batch: int = 256,
         eval_video_chunk: int = 128,
     ):
         super().__init__()
+        if eval_scoring not in SCORINGS:
+            raise ValueError(f"eval_scoring must be one of {SCORINGS}, got {eval_scoring!r}")
         self.save_hyperparameters()
         self.model = RetrievalModel(
             clip, pretrained, quick_gelu, pooling, heads, dropout, audio_frames, n_mels,
@@ -107,7 +130,11 @@ class RetrievalModule(L.LightningModule):
         text = self.encode_texts(batch["caption"])
         sims = self.model.similarity(text, videos["frames"], videos.get("audio"),
                                      videos.get("audio_mask"))  # fmt: skip
-        loss = clip_loss(sims, self.model.logit_scale)
+        mask = None
+        if self.hparams.mask_false_negatives and "captions" in batch:
+            mask = false_negative_mask(batch["caption"], batch["captions"]).to(sims.device)
+            self.log("train/false_negatives", mask.float().sum(1).mean(), batch_size=len(mask))
+        loss = clip_loss(sims, self.model.logit_scale, mask)
         self.log("train/loss", loss, prog_bar=True, batch_size=sims.shape[0])
         self.log("train/logit_scale", self.model.logit_scale, batch_size=sims.shape[0])
         return loss
@@ -157,6 +184,8 @@ class RetrievalModule(L.LightningModule):
             text, stacked["frames"], stacked.get("audio"), stacked.get("audio_mask"),
             video_chunk=hp.eval_video_chunk,
         )  # fmt: skip
+        if hp.get("eval_scoring", "cosine") == "dual_softmax":
+            sims = dual_softmax(sims, float(self.model.logit_scale))
         return retrieval_metrics(sims.float().cpu(), text_video)
 
     def _log_metrics(self, prefix: str) -> None:

@@ -5,7 +5,10 @@ fits ``configs/tiny.yaml`` twice with the same budget (steps, batch, learning ra
 with X-Pool pooling and with mean pooling (CLIP4Clip meanP), exports both to
 ``checkpoints/retrieval-{xpool,meanp}-tiny.safetensors`` and scores them with ``evaluate`` on
 the test split of the recorded seed and of :data:`EVAL_SEEDS` (worlds nobody trained on);
-the registry records the recorded-seed metrics and the spread over seeds. Runs on one thread.
+the registry records the recorded-seed metrics and the spread over seeds. Every score is
+taken with the published protocol (raw cosines) and, as extra ``*_dual_softmax`` keys, with
+the hub-aware dual-softmax re-scoring (an evaluation option, never the headline number).
+Runs on one thread.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ WORLD = {"seed": 0, "train": 800, "val": 50, "test": 100}
 EVAL_SEEDS = (101, 102)
 STEPS = 600
 BATCH = 48  # more in-batch negatives: at batch 16 X-Pool's R@1 is lost to hub clips
+DSL_KEYS = ("t2v_r1", "t2v_r5", "t2v_r10", "t2v_mnr")
 VARIANTS = {"retrieval-xpool-tiny": "xpool", "retrieval-meanp-tiny": "mean"}
 
 
@@ -64,12 +68,23 @@ def evaluation_worlds(root: str | Path) -> dict[int, Path]:
     return worlds
 
 
-def score(checkpoint: str | Path, worlds: dict[int, Path]) -> dict[int, dict[str, float]]:
-    """``evaluate`` (1k-A protocol: the JSFUSION sentence of each test clip) on each world."""
+def score(checkpoint: str | Path, worlds: dict[int, Path],
+          scoring: str | None = None) -> dict[int, dict[str, float]]:  # fmt: skip
+    """``evaluate`` (1k-A protocol: the JSFUSION sentence of each test clip) on each world;
+    ``scoring`` overrides the checkpoint's (``cosine`` / ``dual_softmax``)."""
     from tessera.apps.retrieval.cli import evaluate
 
-    return {seed: evaluate(EvaluateRequest(str(checkpoint), str(w), "test", batch_size=32))
+    return {seed: evaluate(EvaluateRequest(str(checkpoint), str(w), "test", batch_size=32),
+                           scoring=scoring)
             for seed, w in worlds.items()}  # fmt: skip
+
+
+def score_both_ways(checkpoint: str | Path, worlds: dict[int, Path]) -> dict[int, dict]:
+    """Published-protocol metrics plus ``<key>_dual_softmax`` for :data:`DSL_KEYS`."""
+    plain = score(checkpoint, worlds, "cosine")
+    dsl = score(checkpoint, worlds, "dual_softmax")
+    return {seed: plain[seed] | {f"{k}_dual_softmax": dsl[seed][k] for k in DSL_KEYS}
+            for seed in worlds}  # fmt: skip
 
 
 def train(steps: int = STEPS, workdir: str | Path | None = None) -> dict:
@@ -90,7 +105,7 @@ def train(steps: int = STEPS, workdir: str | Path | None = None) -> dict:
             module = fit_variant(world, root, pooling, steps)
             minutes = round((time.time() - start) / 60, 1)
             out = export(module.eval(), checkpoints_dir() / f"{name}.safetensors")
-            scores = score(out, worlds)
+            scores = score_both_ways(out, worlds)
             r1 = [s["t2v_r1"] for s in scores.values()]
             entries[name] = {
                 "task": "retrieval",

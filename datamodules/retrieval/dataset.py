@@ -4,7 +4,8 @@ A sample is a dict:
 
 - ``frames``: float ``(F, 3, S, S)``, CLIP-normalised;
 - ``audio`` / ``audio_mask``: ``(A, n_mels)`` log-mel and bool ``(A,)`` (only with audio);
-- ``caption``: one caption drawn at random (training) or ``captions``: all of them;
+- ``captions``: all captions of the clip, and in training ``caption``: one drawn at random
+  (the others tell the loss which in-batch pairs are not negatives);
 - ``video_id``, ``path``.
 
 Evaluation frames are the middle frame of each interval with a resize + centre crop; training
@@ -131,8 +132,7 @@ class VideoTextDataset(Dataset):
             if not item.captions:
                 raise ValueError(f"{item.path}: training needs captions")
             sample["caption"] = item.captions[int(self._rng().integers(len(item.captions)))]
-        else:
-            sample["captions"] = list(item.captions)
+        sample["captions"] = list(item.captions)  # training: to mask false negatives
         return sample
 
     def __getitem__(self, index: int) -> dict | SkippedItem:

@@ -65,6 +65,19 @@ def test_msrvtt_evaluate_uses_jsfusion_sentences(datasets, tiny_checkpoint, caps
                  str(datasets["msrvtt"]), "--split", "test_full"]) == 0  # fmt: skip
     full = _last_json(capsys)
     assert full["num_videos"] == 3
+    from tessera.apps.common.cli import EvaluateRequest
+    from tessera.apps.retrieval.cli import evaluate
+
+    request = EvaluateRequest(str(tiny_checkpoint), str(datasets["msrvtt"]), "test_full")
+    assert evaluate(request, scoring="cosine")["t2v_r1"] == full["t2v_r1"]  # the default
+    dsl = evaluate(request, scoring="dual_softmax")
+    assert dsl["num_videos"] == 3 and 0 <= dsl["t2v_r1"] <= 100 and dsl.keys() == full.keys()
+    assert main(["evaluate", "--checkpoint", str(tiny_checkpoint), "--data",
+                 str(datasets["msrvtt"]), "--split", "test_full", "--scoring",
+                 "dual_softmax"]) == 0  # fmt: skip
+    assert _last_json(capsys) == dsl
+    with pytest.raises(ValueError, match="scoring must be one of"):
+        evaluate(request, scoring="softmax")
     assert main(["evaluate", "--checkpoint", str(tiny_checkpoint), "--data", "/nonexistent"]) == 2
     assert "dataset folder does not exist" in capsys.readouterr().err
 

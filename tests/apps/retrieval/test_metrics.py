@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tessera.apps.retrieval.metrics import retrieval_metrics, retrieval_ranks
+from tessera.apps.retrieval.metrics import dual_softmax, retrieval_metrics, retrieval_ranks
 
 
 def _rank_by_definition(scores, target):
@@ -98,3 +98,18 @@ def test_perfect_constant_and_bad_inputs():
     assert constant["t2v_mnr"] == pytest.approx(3.0)
     with pytest.raises(ValueError, match="at least one caption"):
         retrieval_metrics(torch.zeros(2, 3), torch.tensor([0, 1]))
+
+
+def test_dual_softmax_matches_definition_and_demotes_a_hub():
+    # video 0 is a hub: the top hit of all three queries by raw cosine
+    sims = torch.tensor([[0.9, 0.1, 0.2], [0.8, 0.7, 0.1], [0.8, 0.1, 0.75]], dtype=torch.float64)
+    temperature = 10.0
+    got = dual_softmax(sims, temperature)
+    for t in range(3):
+        for v in range(3):
+            column = [float(np.exp(temperature * sims[q, v])) for q in range(3)]
+            want = float(sims[t, v]) * column[t] / sum(column)
+            assert float(got[t, v]) == pytest.approx(want)
+    text_video = torch.arange(3)
+    assert retrieval_metrics(sims, text_video)["t2v_r1"] == pytest.approx(100 / 3)
+    assert retrieval_metrics(got, text_video)["t2v_r1"] == pytest.approx(100.0)

@@ -1,10 +1,13 @@
 """Model pieces: paper-size parameter count, pretrained loading, heads, loss."""
 
+import math
+
 import pytest
 import torch
 
 from tessera.apps.retrieval.heads import XPoolHead, build_head
 from tessera.apps.retrieval.model import RetrievalModel, clip_loss
+from tessera.apps.retrieval.module import false_negative_mask
 
 from .conftest import tiny_config
 
@@ -89,3 +92,26 @@ def test_symmetric_infonce_and_clamped_scale():
     model = RetrievalModel(TINY_CLIP, pooling="mean")
     model.clip.logit_scale.data.fill_(10.0)
     assert float(model.logit_scale) == pytest.approx(100.0)
+
+
+def test_false_negatives_are_left_out_of_the_loss():
+    captions = ["a red circle", "a blue square", "a green circle"]
+    clip_captions = [["a red circle", "x"], ["a blue square", "a red circle"], ["a green circle"]]
+    mask = false_negative_mask(captions, clip_captions)
+    assert mask.tolist() == [[False, True, False], [False, False, False], [False, False, False]]
+    sims = torch.tensor([[0.9, 0.7, 0.1], [0.2, 0.8, 0.3], [0.4, 0.1, 0.6]], dtype=torch.float64)
+    scale = torch.tensor(5.0, dtype=torch.float64)
+    logits = (sims * scale).tolist()
+
+    def nll(row, target, dropped):  # -log softmax over the kept entries, from the definition
+        kept = [x for j, x in enumerate(row) if j not in dropped]
+        return -(row[target] - math.log(sum(math.exp(x) for x in kept)))
+
+    cols = [list(c) for c in zip(*logits, strict=True)]
+    t2v = [nll(logits[0], 0, {1}), nll(logits[1], 1, set()), nll(logits[2], 2, set())]
+    v2t = [nll(cols[0], 0, set()), nll(cols[1], 1, {0}), nll(cols[2], 2, set())]
+    want = (sum(t2v) / 3 + sum(v2t) / 3) / 2
+    assert float(clip_loss(sims, scale, mask)) == pytest.approx(want)
+    assert float(clip_loss(sims, scale, mask)) < float(clip_loss(sims, scale))
+    everything = torch.ones(3, 3, dtype=torch.bool)  # the matching pair is never dropped
+    assert float(clip_loss(sims, scale, everything)) == pytest.approx(0.0)
