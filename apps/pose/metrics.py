@@ -123,7 +123,7 @@ def coco_results(
                 {
                     "image_id": image_id,
                     "category_id": 1,
-                    "keypoints": insts[k]["keypoints"].ravel().round(3).tolist(),
+                    "keypoints": insts[k]["keypoints"].ravel().tolist(),
                     "score": insts[k]["score"],
                 }
             )
