@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from tessera.datamodules.common import DataError, OnError, collate_skipping
 from tessera.datamodules.common.predict import PredictFilterMixin
-from tessera.datamodules.pose import coco, h36m
+from tessera.datamodules.pose import calibration, coco, h36m
 from tessera.datamodules.pose.codecs import build_codec
 from tessera.datamodules.pose.datasets import LiftingDataset, TopDownDataset
 from tessera.datamodules.pose.topdown import Augmentation
@@ -231,9 +231,15 @@ class H36MDataModule(PoseDataModule):
 
     Args:
         data_root: folder with ``data_3d_h36m.npz``, ``data_2d_h36m_<keypoints>.npz`` and
-            ``cameras.json``.
+            optionally ``cameras.json`` (else recovered once from the ground-truth 2-D file
+            and cached there, see :mod:`.calibration`).
         keypoints: 2-D source (``gt``, ``cpn_ft_h36m_dbb``, ...).
         dataset: file stem (``h36m``: ``data_3d_h36m.npz``).
+        calibration_keypoints: 2-D file the cameras are recovered from when there is no
+            ``cameras.json`` (``gt``: exact projections; detections are refused).
+        resolution: image ``[w, h]`` of recovered cameras, one for all or one per camera
+            index (sets the input normalisation); None = 1000×1000.
+        max_reprojection_px: largest reprojection RMS (pixels) a recovered camera may have.
         train_subjects, val_subjects, test_subjects: VideoPose3D's protocol (S1 S5 S6 S7 S8 /
             S9 S11; validation on the test subjects, as VideoPose3D does).
         frames: receptive field T (odd), must match the model's.
@@ -254,6 +260,9 @@ class H36MDataModule(PoseDataModule):
         train_stride: int = 1,
         flip_prob: float = 0.5,
         predict_subjects: tuple[str, ...] | None = None,
+        calibration_keypoints: str = "gt",
+        resolution: list[list[int]] | list[int] | None = None,
+        max_reprojection_px: float = calibration.MAX_REPROJECTION_PX,
         batch_size: int = 256,
         eval_batch_size: int = 512,
         num_workers: int = 0,
@@ -273,11 +282,25 @@ class H36MDataModule(PoseDataModule):
     def path_2d(self) -> Path:
         return self.root / f"data_2d_{self.hparams.dataset}_{self.hparams.keypoints}.npz"
 
+    def cameras_file(self) -> Path:
+        """``cameras.json``: the user's, or recovered from the ground-truth 2-D and cached."""
+        hp = self.hparams
+        return calibration.cameras_file(
+            self.root,
+            self.path_3d,
+            self.root / f"data_2d_{hp.dataset}_{hp.calibration_keypoints}.npz",
+            hp.resolution,
+            hp.max_reprojection_px,
+        )
+
+    def prepare_data(self) -> None:
+        self.cameras_file()  # once per node: recovers and caches a missing calibration
+
     def load(self):
         if self._data is None:
             positions_3d = h36m.read_positions_3d(self.path_3d)
             positions_2d, meta = h36m.read_positions_2d(self.path_2d)
-            cameras = h36m.read_cameras(self.root / "cameras.json")
+            cameras = h36m.read_cameras(self.cameras_file())
             self._data = (positions_3d, positions_2d, meta, cameras)
         return self._data
 

@@ -12,7 +12,8 @@
   npz files, in the same structure: ``intrinsics[camera_id] = {res_w, res_h, center,
   focal_length, radial_distortion, tangential_distortion}`` (pixels) and
   ``extrinsics[subject] = [{id, orientation (w, x, y, z quaternion, camera → world),
-  translation (millimetres)}, ...]`` in the order of the 2-D arrays.
+  translation (millimetres)}, ...]`` in the order of the 2-D arrays. Without one,
+  :mod:`.calibration` recovers it from the 3-D and ground-truth 2-D files (and caches it).
 
 Targets are camera-frame joints, root-relative (the root itself is kept at 0); inputs are
 2-D pixels mapped by :func:`normalize_screen_coordinates` to ``[-1, 1]`` along the width.
@@ -186,17 +187,30 @@ def camera_to_world(x: np.ndarray, cam: Camera) -> np.ndarray:
     return qrot(cam.orientation, x) + cam.translation
 
 
-def project(x_cam: np.ndarray, cam: Camera) -> np.ndarray:
-    """Camera-frame ``(..., 3)`` to pixels with radial (k1..k3) and tangential (p1, p2)
-    distortion (the Human3.6M camera model; normalised image points clamped to
+def project_points(
+    x_cam: np.ndarray,
+    focal_length: np.ndarray,
+    center: np.ndarray,
+    radial_distortion: np.ndarray,
+    tangential_distortion: np.ndarray,
+) -> np.ndarray:
+    """Camera-frame ``(..., 3)`` to pixels ``(..., 2)`` with radial (k1..k3) and tangential
+    (p1, p2) distortion (the Human3.6M camera model; normalised image points clamped to
     [-1, 1] as VideoPose3D does)."""
     xy = np.clip(x_cam[..., :2] / np.clip(x_cam[..., 2:3], 1e-6, None), -1, 1)
     r2 = (xy**2).sum(-1, keepdims=True)
-    k, p = cam.radial_distortion, cam.tangential_distortion
-    radial = 1 + k[0] * r2 + k[1] * r2**2 + k[2] * r2**3
+    k, p = np.asarray(radial_distortion), np.asarray(tangential_distortion)
+    radial = 1 + k[..., 0:1] * r2 + k[..., 1:2] * r2**2 + k[..., 2:3] * r2**3
     tan = (p * xy).sum(-1, keepdims=True)
     xy_d = xy * (radial + tan) + p * r2
-    return cam.focal_length * xy_d + cam.center
+    return focal_length * xy_d + center
+
+
+def project(x_cam: np.ndarray, cam: Camera) -> np.ndarray:
+    """Camera-frame ``(..., 3)`` to pixels with ``cam``'s intrinsics (:func:`project_points`)."""
+    return project_points(
+        x_cam, cam.focal_length, cam.center, cam.radial_distortion, cam.tangential_distortion
+    )
 
 
 def normalize_screen_coordinates(x: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -240,7 +254,11 @@ def build_sequences(
         if subject not in positions_2d:
             raise DataError(path_2d, f"subject {subject} has no 2-D detections")
         if subject not in cameras:
-            raise DataError("cameras.json", f"no extrinsics for subject {subject}")
+            raise DataError(
+                "cameras.json",
+                f"no extrinsics for subject {subject}",
+                "delete a recovered cameras.json to calibrate again from the current files",
+            )
         for action, pos3d in positions_3d[subject].items():
             if action not in positions_2d[subject]:
                 raise DataError(path_2d, f"{subject}/{action} is missing from the 2-D file")

@@ -1,13 +1,15 @@
 """Human3.6M as VideoPose3D prepares it: npz readers, cameras, sequences, windows."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from helpers.layouts import pose as layouts
 from tessera.datamodules.common import DataError
-from tessera.datamodules.pose import h36m
+from tessera.datamodules.pose import calibration, h36m
 from tessera.datamodules.pose.datamodule import H36MDataModule, stack_windows
 from tessera.datamodules.pose.datasets import LiftingDataset, flip_3d
 from tessera.datamodules.pose.skeleton import coco_to_h36m
@@ -101,3 +103,84 @@ def test_coco_layout_maps_to_h36m_order():
     assert out.shape == (3, 17, 2)
     assert np.allclose(out[:, 0], (kp[:, 11] + kp[:, 12]) / 2)  # pelvis = mid-hips
     assert np.allclose(out[:, 13], kp[:, 9]) and np.allclose(out[:, 16], kp[:, 10])  # wrists
+
+
+# Fixture cameras: 1000 wide, 1002 high on the odd views (tests/helpers/layouts/pose.py).
+FIXTURE_RESOLUTION = [[1000, 1000], [1000, 1002], [1000, 1000], [1000, 1002]]
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """Two subjects projected with known cameras (distortion included), and a copy of the
+    same npz files without cameras.json whose calibration the data module recovered."""
+    truth = layouts.write_h36m(tmp_path_factory.mktemp("h36m_truth"), subjects=("S1", "S9"))
+    bare = tmp_path_factory.mktemp("h36m_bare")
+    for f in truth.glob("*.npz"):
+        shutil.copy(f, bare / f.name)
+    dm = H36MDataModule(str(bare), frames=5, resolution=FIXTURE_RESOLUTION)
+    dm.prepare_data()
+    return truth, bare
+
+
+def test_calibration_recovers_the_projecting_cameras(calibrated):
+    truth, bare = calibrated
+    raw = json.loads((bare / "cameras.json").read_text())
+    assert raw["recovered_from"] == ["data_3d_h36m.npz", "data_2d_h36m_gt.npz"]
+    want, got = h36m.read_cameras(truth / "cameras.json"), h36m.read_cameras(bare / "cameras.json")
+    assert sorted(got) == ["S1", "S9"]
+    for subject in got:
+        assert len(got[subject]) == 4
+        for view, a, b in zip(raw["extrinsics"][subject], want[subject], got[subject], strict=True):
+            assert view["reprojection_rms_px"] < 1e-3
+            ra = Rotation.from_quat(a.orientation, scalar_first=True).as_matrix()
+            rb = Rotation.from_quat(b.orientation, scalar_first=True).as_matrix()
+            assert np.allclose(ra, rb, atol=1e-5)
+            assert np.allclose(a.translation, b.translation, atol=1e-4)  # metres
+            assert np.allclose(a.focal_length, b.focal_length, atol=1e-2)  # pixels
+            assert np.allclose(a.center, b.center, atol=1e-2)
+            assert np.allclose(a.radial_distortion, b.radial_distortion, atol=5e-3)
+            assert np.allclose(a.tangential_distortion, b.tangential_distortion, atol=1e-5)
+            assert (b.res_w, b.res_h) == (a.res_w, a.res_h)
+
+
+def test_reader_works_without_cameras_json(calibrated, monkeypatch):
+    truth, bare = calibrated
+    # A user's cameras.json is used as is, and the recovered one is cached: no fit here.
+    monkeypatch.setattr(calibration, "recover_cameras", lambda *a, **k: pytest.fail("refit"))
+    ref = H36MDataModule(str(truth), frames=5).sequences(["S9"])
+    seqs = H36MDataModule(str(bare), frames=5).sequences(["S9"])
+    assert len(seqs) == len(ref) == 2 * 4
+    for a, b in zip(ref, seqs, strict=True):
+        assert (a.action, a.camera) == (b.action, b.camera)
+        assert np.allclose(a.poses_3d, b.poses_3d, atol=1e-5)
+        assert np.allclose(a.poses_2d, b.poses_2d, atol=1e-6)
+    item = LiftingDataset(seqs, frames=5)[0]
+    assert item["poses_2d"].shape == (5, 17, 2)
+
+
+def test_default_resolution_normalises_by_the_width(calibrated, tmp_path):
+    truth, _ = calibrated
+    for f in truth.glob("*.npz"):
+        shutil.copy(f, tmp_path / f.name)
+    raw = calibration.recover_cameras(
+        tmp_path / "data_3d_h36m.npz", tmp_path / "data_2d_h36m_gt.npz", max_frames=12
+    )
+    assert {(i["res_w"], i["res_h"]) for i in raw["intrinsics"].values()} == {(1000, 1000)}
+
+
+def test_detections_are_refused_for_calibration(calibrated, tmp_path):
+    truth, _ = calibrated
+    for f in truth.glob("*.npz"):
+        shutil.copy(f, tmp_path / f.name)
+    dm = H36MDataModule(
+        str(tmp_path), keypoints="cpn_ft_h36m_dbb", calibration_keypoints="cpn_ft_h36m_dbb"
+    )
+    with pytest.raises(
+        DataError, match=r"data_2d_h36m_cpn_ft_h36m_dbb\.npz: .*RMS of .* px"
+    ) as err:
+        dm.prepare_data()
+    assert "pass the ground-truth 2-D file (data_2d_h36m_gt.npz) for calibration" in str(err.value)
+    assert not (tmp_path / "cameras.json").exists()
+    (tmp_path / "data_2d_h36m_gt.npz").unlink()
+    with pytest.raises(DataError, match="no data_2d_h36m_gt.npz to recover it from"):
+        H36MDataModule(str(tmp_path), keypoints="cpn_ft_h36m_dbb").sequences(["S1"])

@@ -16,7 +16,9 @@
   (T, 17, 2)]}}`` pixels and ``metadata = {layout_name: 'h36m', num_joints: 17,
   keypoints_symmetry: [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]]}``, saved with
   ``np.savez_compressed`` (0-d object arrays); plus ``cameras.json`` with the calibration in
-  VideoPose3D's ``h36m_dataset.py`` structure (our reader's input, see docs/apps/pose.md).
+  VideoPose3D's ``h36m_dataset.py`` structure (our reader's input, see docs/apps/pose.md), or,
+  with ``cameras_json=False``, only the npz files as VideoPose3D leaves them (the reader then
+  recovers the cameras from the ground-truth 2-D).
 """
 
 from __future__ import annotations
@@ -282,6 +284,7 @@ def write_h36m(
     actions=("Directions 1", "Walking"),
     frames=24,
     seed=0,
+    cameras_json=True,
 ) -> Path:
     """VideoPose3D's prepared Human3.6M files for a few subjects/actions (see module doc)."""
     from tessera.datamodules.pose.h36m import (
@@ -319,4 +322,6 @@ def write_h36m(
     for name, data in (("gt", gt_2d), ("cpn_ft_h36m_dbb", cpn_2d)):
         meta = {"layout_name": "h36m", "num_joints": 17, "keypoints_symmetry": symmetry}
         np.savez_compressed(root / f"data_2d_h36m_{name}.npz", positions_2d=data, metadata=meta)
+    if not cameras_json:
+        (root / "cameras.json").unlink()
     return root
