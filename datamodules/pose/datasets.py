@@ -23,6 +23,7 @@ from tessera.datamodules.pose.topdown import (
     apply_affine,
     bbox_center_scale,
     fix_aspect_ratio,
+    flip_keypoints,
     half_body_box,
     random_box_transform,
     warp_image,
@@ -106,21 +107,22 @@ class TopDownDataset(Dataset):
         if inst.bbox[2] <= 0 or inst.bbox[3] <= 0:  # whole-image boxes of unreadable sizes
             center, scale = np.array([width / 2, height / 2]), np.array([width, height], float)
         kpts = None if inst.keypoints is None else inst.keypoints.copy()
-        rotation = 0.0
+        rotation, flipped = 0.0, False
         aug = self.augmentation
         if aug is not None and kpts is not None:
+            # mmpose order: RandomFlip → RandomHalfBody → RandomBBoxTransform → TopdownAffine
             rng = np.random.default_rng((self.seed, self.epoch, index))
             if rng.random() < aug.flip_prob:
+                flipped = True
                 image = ImageOps.mirror(image)
-                kpts = kpts[COCO_FLIP]
-                kpts[:, 0] = np.where(kpts[:, 2] > 0, width - 1 - kpts[:, 0], kpts[:, 0])
+                kpts = flip_keypoints(kpts, width, COCO_FLIP)
                 center = np.array([width - 1 - center[0], center[1]])
             labelled = kpts[:, 2] > 0
-            if labelled.sum() > aug.half_body_min_keypoints and rng.random() < aug.half_body_prob:
-                half = half_body_box(kpts[:, :2], kpts[:, 2], aspect, rng, aug.upper_prob)
+            # mmpose skips persons with fewer than min_total_keypoints labelled
+            if labelled.sum() >= aug.half_body_min_keypoints and rng.random() < aug.half_body_prob:
+                half = half_body_box(kpts[:, :2], kpts[:, 2], rng, aug.upper_prob)
                 if half is not None:
                     center, scale = half
-            scale = fix_aspect_ratio(scale, aspect)
             center, scale, rotation = random_box_transform(center, scale, aug, rng)
         scale = fix_aspect_ratio(scale, aspect)
         matrix = warp_matrix(center, scale, rotation, self.input_size, self.use_udp)
@@ -130,6 +132,8 @@ class TopDownDataset(Dataset):
             "image": to_tensor(crop),
             "center": torch.tensor(center, dtype=torch.float64),
             "scale": torch.tensor(scale, dtype=torch.float64),
+            "rotation": torch.tensor(rotation, dtype=torch.float64),
+            "flipped": torch.tensor(flipped),
             "bbox_score": torch.tensor(inst.bbox_score, dtype=torch.float64),
             "image_id": torch.tensor(inst.image_id),
             "image_size": torch.tensor([width, height]),

@@ -88,16 +88,25 @@ def warp_image(image: Image.Image, matrix: np.ndarray, output_size) -> np.ndarra
 
 @dataclass
 class Augmentation:
-    """Training augmentation of mmpose's COCO top-down recipes.
+    """Training augmentation of mmpose's COCO top-down recipes (``RandomFlip``,
+    ``RandomHalfBody``, ``RandomBBoxTransform`` in ``open-mmlab/mmpose``,
+    ``mmpose/datasets/transforms/common_transforms.py``; defaults as there).
 
     Args:
-        flip_prob: horizontal flip with left/right keypoint swap.
-        half_body_prob: crop to the upper or lower body (needs ``half_body_min_keypoints``
-            labelled keypoints, of which ≥2 upper / ≥3 lower), box padding 1.5.
-        upper_prob: chance that the upper body is chosen.
-        shift_factor, shift_prob: centre shift, a fraction of the box size.
-        scale_range: box rescaling (truncated normal inside the range).
-        rotate_factor, rotate_prob: rotation in degrees (truncated normal, ± factor).
+        flip_prob: horizontal flip of the whole image, ``x → width - 1 - x`` for the
+            keypoints and the box centre, with the left/right keypoint (and visibility) swap.
+        half_body_prob: crop to the upper or lower body when at least
+            ``half_body_min_keypoints`` keypoints are labelled (mmpose's
+            ``min_total_keypoints``: it skips a person with fewer, so 9 labelled suffice);
+            the half needs ≥2 upper / ≥3 lower labelled keypoints; box padding 1.5.
+        upper_prob: chance that the upper body is chosen when both halves qualify.
+        shift_factor, shift_prob: with probability ``shift_prob`` the centre moves by
+            ``t * shift_factor * scale`` per axis, ``t ~ N(0, 1)`` truncated to ``[-1, 1]``.
+        scale_range, scale_prob: with probability ``scale_prob`` the box is rescaled by
+            ``mu + t * sigma``, ``(mu, sigma)`` the centre and half-width of the range,
+            ``t`` truncated normal as above.
+        rotate_factor, rotate_prob: with probability ``rotate_prob`` a rotation of
+            ``t * rotate_factor`` degrees, ``t`` truncated normal as above.
     """
 
     flip_prob: float = 0.5
@@ -107,34 +116,71 @@ class Augmentation:
     shift_factor: float = 0.16
     shift_prob: float = 0.3
     scale_range: tuple[float, float] = (0.5, 1.5)
+    scale_prob: float = 1.0
     rotate_factor: float = 80.0
     rotate_prob: float = 0.6
 
 
+HALF_BODY_PADDING = 1.5
+MIN_UPPER_KEYPOINTS, MIN_LOWER_KEYPOINTS = 2, 3
+
+
+def flip_keypoints(keypoints: np.ndarray, width: int, permutation) -> np.ndarray:
+    """Mirror ``(K, 3)`` x, y, v keypoints of an image ``width`` pixels wide: rows (so also
+    the visibility) swapped by the left/right ``permutation``, ``x → width - 1 - x`` for the
+    labelled ones (unlabelled stay at their placeholder)."""
+    out = np.asarray(keypoints, dtype=np.float64)[np.asarray(permutation)].copy()
+    out[:, 0] = np.where(out[:, 2] > 0, width - 1 - out[:, 0], out[:, 0])
+    return out
+
+
 def half_body_box(
-    keypoints: np.ndarray, visible: np.ndarray, aspect_ratio: float, rng, upper_prob: float
+    keypoints: np.ndarray,
+    visible: np.ndarray,
+    rng,
+    upper_prob: float,
+    padding: float = HALF_BODY_PADDING,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Centre/scale around the labelled upper- or lower-body keypoints (mmpose
-    ``RandomHalfBody``), or None when too few are labelled."""
+    """Centre and scale (``(2,)`` each) around the labelled upper- or lower-body keypoints
+    (mmpose ``RandomHalfBody``): the mean of the chosen keypoints and their extent times
+    ``padding`` (the aspect ratio is fixed later, as ``TopdownAffine`` does); None when
+    neither half has enough labelled keypoints (≥2 upper, ≥3 lower)."""
     upper = [j for j in COCO_UPPER_BODY if visible[j] > 0]
     lower = [j for j in COCO_LOWER_BODY if visible[j] > 0]
-    if len(upper) < 2 and len(lower) < 3:
+    upper_ok, lower_ok = len(upper) >= MIN_UPPER_KEYPOINTS, len(lower) >= MIN_LOWER_KEYPOINTS
+    if not upper_ok and not lower_ok:
         return None
-    pick_upper = (rng.random() < upper_prob and len(upper) >= 2) or len(lower) < 3
-    chosen = keypoints[upper if pick_upper else lower]
+    pick_upper = upper_ok and (not lower_ok or rng.random() < upper_prob)
+    chosen = np.asarray(keypoints, dtype=np.float64)[upper if pick_upper else lower]
     center = chosen.mean(axis=0)
-    wh = chosen.max(axis=0) - chosen.min(axis=0)
-    return center, fix_aspect_ratio(wh, aspect_ratio) * 1.5
+    return center, (chosen.max(axis=0) - chosen.min(axis=0)) * padding
+
+
+def truncated_normal(rng, size=None) -> np.ndarray | float:
+    """Standard normal samples truncated to ``[-1, 1]`` (rejection: redraw outside), the
+    ``scipy.stats.truncnorm(-1, 1)`` that mmpose's ``RandomBBoxTransform`` draws from."""
+    n = int(np.prod(size)) if size is not None else 1
+    out = np.empty(0)
+    while out.size < n:
+        z = rng.standard_normal(2 * n)
+        out = np.concatenate([out, z[np.abs(z) <= 1]])
+    out = out[:n]
+    return float(out[0]) if size is None else out.reshape(size)
 
 
 def random_box_transform(center, scale, aug: Augmentation, rng):
-    """Shift, rescale and rotate a box (mmpose ``RandomBBoxTransform``) → center, scale, rot."""
+    """Shift, rescale and rotate a box (mmpose ``RandomBBoxTransform``, see
+    :class:`Augmentation` for the distributions) → ``center (2,), scale (2,), rotation``.
+
+    The shift is a fraction of ``scale`` as given (mmpose shifts by the padded box size
+    before ``TopdownAffine`` fixes the aspect ratio)."""
     center = np.array(center, dtype=np.float64)
+    scale = np.array(scale, dtype=np.float64)
+    t_shift, t_scale, t_rot = truncated_normal(rng, 2), truncated_normal(rng), truncated_normal(rng)
     if rng.random() < aug.shift_prob:
-        center = center + rng.uniform(-1, 1, 2) * aug.shift_factor * scale
-    lo, hi = aug.scale_range
-    factor = np.clip(rng.standard_normal(), -1, 1) * (hi - lo) / 2 + (hi + lo) / 2
-    rot = 0.0
-    if rng.random() < aug.rotate_prob:
-        rot = float(np.clip(rng.standard_normal(), -1, 1) * aug.rotate_factor)
-    return center, np.asarray(scale) * factor, rot
+        center = center + t_shift * aug.shift_factor * scale
+    if rng.random() < aug.scale_prob:
+        lo, hi = aug.scale_range
+        scale = scale * ((hi + lo) / 2 + t_scale * (hi - lo) / 2)
+    rot = float(t_rot * aug.rotate_factor) if rng.random() < aug.rotate_prob else 0.0
+    return center, scale, rot
