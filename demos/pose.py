@@ -77,40 +77,9 @@ def parse_box(text: str, width: int, height: int) -> list[float] | None:
     return box
 
 
-def _confidence_colour(score: float) -> tuple[int, int, int]:
-    s = float(np.clip(score, 0, 1))
-    return int(255 * (1 - s)), int(200 * s + 40), 60
-
-
-def overlay(image, keypoints: np.ndarray, box=None, threshold: float = 0.2):
-    """The COCO skeleton ``(17, 3)`` (x, y, score) over ``image``, joints coloured from red
-    (low confidence) to green (high); joints below ``threshold`` drawn hollow."""
-    from PIL import ImageDraw
-
-    from tessera.datamodules.pose.skeleton import COCO_SKELETON
-
-    scale = max(1.0, OVERLAY_SIDE / max(image.size))
-    img = image.convert("RGB").resize(
-        (round(image.width * scale), round(image.height * scale)), resample=0
-    )
-    draw = ImageDraw.Draw(img)
-    xy = keypoints[:, :2] * scale
-    if box is not None:
-        x, y, w, h = (v * scale for v in box)
-        draw.rectangle([x, y, x + w, y + h], outline=(250, 250, 250), width=2)
-    for a, b in COCO_SKELETON:  # 1-based pairs
-        score = min(keypoints[a - 1, 2], keypoints[b - 1, 2])
-        draw.line([tuple(xy[a - 1]), tuple(xy[b - 1])], fill=_confidence_colour(score), width=3)
-    r = max(3, round(scale * 1.5))
-    for (x, y), score in zip(xy, keypoints[:, 2], strict=True):
-        colour = _confidence_colour(score)
-        fill = colour if score >= threshold else None
-        draw.ellipse([x - r, y - r, x + r, y + r], outline=colour, fill=fill, width=2)
-    return img
-
-
 def estimate(image, box_text: str, progress=gr.Progress()):  # noqa: B008
     """2-D keypoints of one image → overlay, joint table, summary, state for lifting."""
+    from tessera.apps.pose.draw import draw_skeletons
     from tessera.datamodules.pose.skeleton import COCO_KEYPOINTS
 
     if image is None:
@@ -134,7 +103,8 @@ def estimate(image, box_text: str, progress=gr.Progress()):  # noqa: B008
         f"{result.scores[0]:.2f}. Joints are coloured red (low) → green (high confidence)."
     )
     state = {"keypoints": kp.tolist(), "image_size": [image.width, image.height]}
-    return overlay(image, kp, box), rows, summary, state
+    boxes = None if box is None else [box]
+    return draw_skeletons(image, kp, boxes, min_side=OVERLAY_SIDE), rows, summary, state
 
 
 def lift_image(state):

@@ -4,6 +4,8 @@ Models and data are picked by class in the config: ``TopDownPose`` +
 ``CocoKeypointDataModule`` (2-D keypoints) or ``PoseLifting`` + ``H36MDataModule`` (lifting);
 see ``apps/pose/configs/``. ``predict --video CLIP --checkpoint 2D --lifter 3D --out DIR``
 runs the video pipeline instead (keypoints per frame → temporal lifting → npz + HTML).
+``predict --overlays DIR`` (short for ``--model.init_args.overlays DIR``) also draws each
+input image's predicted skeletons into ``DIR/<image stem>.png``.
 """
 
 from __future__ import annotations
@@ -133,10 +135,27 @@ COMMANDS = AppCommands(
 )
 
 
+def _expand_overlays(argv: list[str]) -> list[str]:
+    """``--overlays DIR`` / ``--overlays=DIR`` → ``--model.init_args.overlays=DIR``."""
+    out, args = [], iter(argv)
+    for arg in args:
+        if arg == "--overlays":
+            folder = next(args, None)
+            if folder is None or folder.startswith("-"):
+                raise SystemExit("error: --overlays needs a folder (--overlays DIR)")
+            arg = f"--overlays={folder}"
+        if arg.startswith("--overlays="):
+            arg = "--model.init_args.overlays=" + arg.split("=", 1)[1]
+        out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["predict"] and "--video" in argv:
         return _predict_video(argv[1:])
+    if argv[:1] == ["predict"]:
+        argv = _expand_overlays(argv)
     return run_app(COMMANDS, argv)
 
 

@@ -104,6 +104,8 @@ class TopDownPose(PoseTask):
         flip_test: average with the mirrored crop's heatmaps (shifted one pixel unless UDP).
         nms_threshold: OKS-NMS threshold (0.9; None = off).
         keypoint_score_thr: keypoints above it enter the rescoring mean (0.2).
+        overlays: ``predict`` also draws each input image's skeletons into
+            ``<overlays>/<image stem>.png`` (``tessera pose predict --overlays DIR``).
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class TopDownPose(PoseTask):
         weights: str | None = None,
         predict_out: str = "pose-predictions",
         overwrite: bool = False,
+        overlays: str | None = None,
     ):
         super().__init__(lr, weight_decay, warmup_steps, weights, predict_out, overwrite)
         self.save_hyperparameters()

@@ -166,6 +166,70 @@ def test_predict_image_folder_uses_whole_images(keypoint_ckpt, coco_root, tmp_pa
     assert summary["boxes"] == "whole image (no detections given)" and summary["written"] == 3
 
 
+def test_predict_overlays_drawn_per_image_and_kept_on_rerun(keypoint_ckpt, coco_root, tmp_path):
+    from PIL import Image
+
+    from tessera.datamodules.pose.datasets import read_rgb
+
+    out, vis = tmp_path / "pred", tmp_path / "vis"
+    argv = [
+        "predict",
+        "-c",
+        str(CONFIGS / "psa-tiny.yaml"),
+        f"--data.init_args.data_root={coco_root}",
+        "--data.init_args.predict_split=val",
+        f"--model.init_args.weights={keypoint_ckpt}",
+        f"--model.init_args.predict_out={out}",
+        "--trainer.enable_progress_bar=false",
+        "--data.init_args.detections=person_detection_results/COCO_val2017_detections_AP_H_56_person.json",
+        "--overlays",
+        str(vis),
+    ]
+    assert main(argv) == 0
+    images = sorted((coco_root / "val2017").glob("*.jpg"))
+    assert sorted(p.name for p in vis.iterdir()) == sorted(f"{p.stem}.png" for p in images)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["overlays"] == {
+        "dir": str(vis),
+        "written": len(images),
+        "already_done": 0,
+        "skipped": [],
+    }
+    ids = {
+        im["file_name"]: im["id"]
+        for im in json.loads((coco_root / "annotations/person_keypoints_val2017.json").read_text())[
+            "images"
+        ]
+    }
+    results = json.loads((out / "person_keypoints_results.json").read_text())
+    for path in images:
+        source = np.asarray(read_rgb(path), np.int16)  # (H, W, 3); any mode read as RGB
+        drawn = np.asarray(Image.open(vis / f"{path.stem}.png").convert("RGB"), np.int16)
+        assert drawn.shape == source.shape, path.name
+        changed = np.abs(drawn - source).sum(-1) > 0  # (H, W)
+        assert 0 < changed.mean() < 0.9, path.name  # drawn over the picture, not replacing it
+        joints = [
+            np.reshape(r["keypoints"], (17, 3))[:, :2]
+            for r in results
+            if r["image_id"] == ids[path.name]
+        ]
+        assert joints, path.name
+        h, w = changed.shape
+        for x, y in np.concatenate(joints).round().astype(int):
+            if 0 <= x < w and 0 <= y < h:  # every joint's disc or ring is drawn around it
+                assert changed[max(0, y - 4) : y + 5, max(0, x - 4) : x + 5].any(), (path, x, y)
+    stamps = {p.name: p.stat().st_mtime_ns for p in vis.iterdir()}
+    assert main(argv) == 0  # a re-run keeps the overlays (and every item)
+    assert {p.name: p.stat().st_mtime_ns for p in vis.iterdir()} == stamps
+    again = json.loads((out / "summary.json").read_text())["overlays"]
+    assert again["written"] == 0 and again["already_done"] == len(images)
+    (vis / f"{images[0].stem}.png").unlink()  # interrupted before this overlay was written
+    assert main(argv) == 0
+    again = json.loads((out / "summary.json").read_text())["overlays"]
+    assert again["written"] == 1 and again["already_done"] == len(images) - 1
+    assert (vis / f"{images[0].stem}.png").stat().st_mtime_ns != stamps[f"{images[0].stem}.png"]
+
+
 def test_lifting_fit_evaluate_predict(lifter_ckpt, h36m_root, tmp_path, capsys):
     assert (
         main(
