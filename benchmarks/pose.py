@@ -1,10 +1,11 @@
 """Pose app on CPU (fp32, inference).
 
-* Latency per person crop (batch 1, 256x192, no flip test) of SimpleBaseline ResNet-50
-  (the paper-size config ``psa-resnet50-coco.yaml``) without PSA, with parallel PSA and with
-  sequential PSA in every residual block, as Liu et al. (2021) add it; and the shipped tiny
-  network (48x64) with and without its head PSA. The paper calls PSA's overhead small: the
-  ratio to the no-PSA row is that overhead here.
+* Latency per person crop (batch 1, no flip test) of SimpleBaseline ResNet-50 (the
+  paper-size config ``psa-resnet50-coco.yaml``, 256x192) without PSA, with parallel PSA and
+  with sequential PSA in every residual block, as Liu et al. (2021) add it; and the shipped
+  tiny network (``psa-tiny.yaml``) with and without its head PSA. Each crop is the config's
+  ``input_size`` (``[w, h]``; rows are labelled ``HxW``). The paper calls PSA's overhead
+  small: the ratio to the no-PSA row is that overhead here.
 * Lifting throughput (frames/s: one centre frame lifted per window, 64 windows per call) of
   the tiny skeleton-aware space-time lifter for receptive fields T = 1, 27, 81, with and
   without ``DeformableAttention3D`` over the (time, joint) volume.
@@ -32,8 +33,19 @@ def _no_grad(fn):
     return run
 
 
+def _model_args(config: str) -> dict:
+    return yaml.safe_load((CONFIGS / config).read_text())["model"]["init_args"]
+
+
+def crop_for(config: str) -> tuple[torch.Tensor, str]:
+    """A random ``(1, 3, H, W)`` crop at the config's ``input_size = [W, H]`` and its
+    ``"HxW"`` label."""
+    width, height = _model_args(config)["input_size"]
+    return torch.rand(1, 3, height, width), f"{height}x{width}"
+
+
 def _keypoint_net(config: str, **overrides) -> PSAPoseNet:
-    hp = yaml.safe_load((CONFIGS / config).read_text())["model"]["init_args"] | overrides
+    hp = _model_args(config) | overrides
     return PSAPoseNet(
         hp["backbone"],
         False,
@@ -50,24 +62,24 @@ def run(bench: Bench) -> None:
     load = Path("/proc/loadavg").read_text().split()[:3]
     bench.note(f"torch threads: {torch.get_num_threads()}; load average at start {' '.join(load)}")
 
-    crop = torch.rand(1, 3, 256, 192)
+    crop, size = crop_for("psa-resnet50-coco.yaml")
     nets = {m: _keypoint_net("psa-resnet50-coco.yaml", psa_mode=m) for m in ("none", "parallel")}
     if not bench.quick:
         nets["sequential"] = _keypoint_net("psa-resnet50-coco.yaml", psa_mode="sequential")
     bench.compare(
-        {"model": "ResNet-50 SimpleBaseline, PSA in every block", "crop": "256x192"},
+        {"model": "ResNet-50 SimpleBaseline, PSA in every block", "crop": size},
         {f"psa={m}": _no_grad(lambda n=n: n(crop)) for m, n in nets.items()},
         baseline="psa=none",
     )
-    small = torch.rand(1, 3, 64, 48)
+    small, size = crop_for("psa-tiny.yaml")
     tiny = {m: _keypoint_net("psa-tiny.yaml", psa_mode=m) for m in ("none", "parallel")}
     bench.compare(
-        {"model": "tiny (ResNet-18 stride 8, head PSA)", "crop": "64x48"},
+        {"model": "tiny (ResNet-18 stride 8, head PSA)", "crop": size},
         {f"psa={m}": _no_grad(lambda n=n: n(small)) for m, n in tiny.items()},
         baseline="psa=none",
     )
 
-    lifter = yaml.safe_load((CONFIGS / "lifter-tiny.yaml").read_text())["model"]["init_args"]
+    lifter = _model_args("lifter-tiny.yaml")
     rates = []
     for frames in (1, 27) if bench.quick else (1, 27, 81):
         x = torch.rand(WINDOWS, frames, 17, 2)
