@@ -22,14 +22,23 @@ from tessera.datamodules.pose.codecs import build_codec
 from tessera.datamodules.pose.datamodule import stack_windows
 from tessera.datamodules.pose.datasets import flip_2d, flip_3d
 
+LR_SCHEDULES = ("cosine", "step", "exponential")
+
 
 class PoseTask(L.LightningModule):
-    """AdamW, linear warm-up then cosine decay over the run.
+    """AdamW with a linear warm-up, then ``lr_schedule``:
+
+    - ``cosine``: decay to zero over the run (the tiny configs);
+    - ``step``: × ``lr_gamma`` at each epoch of ``lr_milestones`` (mmpose's COCO recipes:
+      epochs 170 and 200 of 210, γ 0.1);
+    - ``exponential``: × ``lr_gamma`` per epoch (VideoPose3D 0.95, MixSTE 0.99).
 
     Args:
         lr: peak learning rate.
         weight_decay: AdamW weight decay.
         warmup_steps: linear warm-up steps.
+        lr_schedule, lr_milestones, lr_gamma: see above (epoch-based schedules need
+            ``trainer.max_epochs``).
         weights: initial weights (registry name or file) for fine-tuning.
         predict_out: folder ``predict`` writes to.
         overwrite: predict items whose outputs exist again.
@@ -43,8 +52,13 @@ class PoseTask(L.LightningModule):
         weights: str | None = None,
         predict_out: str = "pose-predictions",
         overwrite: bool = False,
+        lr_schedule: str = "cosine",
+        lr_milestones: tuple[int, ...] = (170, 200),
+        lr_gamma: float = 0.1,
     ):
         super().__init__()
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
         self._outputs: list = []
 
     def _load_initial(self) -> None:
@@ -59,10 +73,24 @@ class PoseTask(L.LightningModule):
         opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = min(hp.warmup_steps, total // 2)
+        schedule = hp.get("lr_schedule", "cosine")
+        epochs = self.trainer.max_epochs
+        if schedule != "cosine" and (epochs is None or epochs < 1):
+            raise ValueError(
+                f"lr_schedule {schedule!r} counts epochs: set trainer.max_epochs "
+                "(or use lr_schedule cosine with max_steps)"
+            )
+        per_epoch = total / epochs if schedule != "cosine" else 1
 
         def factor(step: int) -> float:
+            warm = min(1.0, (step + 1) / max(1, warmup))
+            if schedule == "step":
+                epoch = step // per_epoch
+                return warm * hp.lr_gamma ** sum(epoch >= m for m in hp.lr_milestones)
+            if schedule == "exponential":
+                return warm * hp.lr_gamma ** (step // per_epoch)
             if step < warmup:
-                return (step + 1) / max(1, warmup)
+                return warm
             return 0.5 * (
                 1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup)))
             )
@@ -132,8 +160,14 @@ class TopDownPose(PoseTask):
         predict_out: str = "pose-predictions",
         overwrite: bool = False,
         overlays: str | None = None,
+        lr_schedule: str = "cosine",
+        lr_milestones: tuple[int, ...] = (170, 200),
+        lr_gamma: float = 0.1,
     ):
-        super().__init__(lr, weight_decay, warmup_steps, weights, predict_out, overwrite)
+        super().__init__(
+            lr, weight_decay, warmup_steps, weights, predict_out, overwrite,
+            lr_schedule, lr_milestones, lr_gamma,
+        )  # fmt: skip
         self.save_hyperparameters()
         self.net = PSAPoseNet(
             backbone, pretrained, 17, psa_mode, psa_placement, tuple(deconv_channels), feature_index
@@ -288,8 +322,14 @@ class PoseLifting(PoseTask):
         weights: str | None = None,
         predict_out: str = "pose-predictions",
         overwrite: bool = False,
+        lr_schedule: str = "cosine",
+        lr_milestones: tuple[int, ...] = (170, 200),
+        lr_gamma: float = 0.1,
     ):
-        super().__init__(lr, weight_decay, warmup_steps, weights, predict_out, overwrite)
+        super().__init__(
+            lr, weight_decay, warmup_steps, weights, predict_out, overwrite,
+            lr_schedule, lr_milestones, lr_gamma,
+        )  # fmt: skip
         self.save_hyperparameters()
         self.net = PoseLifter(
             frames, 17, dim, depth, heads, mlp_ratio, dropout, max_hop, deformable, points

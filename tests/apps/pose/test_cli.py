@@ -64,12 +64,19 @@ def _last_json(capsys):
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
-def test_spec_and_print_config(capsys):
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("psa-resnet50-coco.yaml", {"psa_placement": "blocks", "lr_schedule": "step"}),
+        ("lifter-243-h36m.yaml", {"frames": 243, "lr_schedule": "exponential"}),
+    ],
+)
+def test_spec_and_paper_configs_parse(config, expected, capsys):
     assert get_app("pose").cli == "tessera.apps.pose.cli:main"
     with pytest.raises(SystemExit):
-        main(["fit", "-c", str(CONFIGS / "psa-resnet50-coco.yaml"), "--print_config"])
-    printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["model"]["init_args"]["psa_placement"] == "blocks"
+        main(["fit", "-c", str(CONFIGS / config), "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]
+    assert {k: printed[k] for k in expected} == expected
 
 
 def test_evaluate_coco_with_gt_boxes_and_detections(keypoint_ckpt, coco_root, capsys):

@@ -53,3 +53,31 @@ def test_lifter_predicts_root_relative_centre_frame(deformable):
     out.square().mean().backward()
     with pytest.raises(ValueError, match=r"\(B, 5, 17, 2\)"):
         lifter(torch.randn(3, 7, 17, 2))
+
+
+def _lr_factors(module, total: int, epochs: int | None, steps: list[int]) -> list[float]:
+    from types import SimpleNamespace
+
+    module._trainer = SimpleNamespace(estimated_stepping_batches=total, max_epochs=epochs)
+    sched = module.configure_optimizers()["lr_scheduler"]["scheduler"]
+    return [sched.lr_lambdas[0](s) for s in steps]
+
+
+def test_learning_rate_schedules():
+    from tessera.apps.pose.module import PoseLifting, TopDownPose
+
+    kw = {"backbone": "resnet18", "deconv_channels": (8,), "feature_index": 2}
+    # mmpose's COCO recipe: 210 epochs (10 steps each here), 500-step warm-up, x0.1 at 170, 200
+    step = TopDownPose(**kw, warmup_steps=500, lr_schedule="step", lr_milestones=(170, 200))
+    f = _lr_factors(step, 2100, 210, [0, 249, 1000, 1699, 1700, 1999, 2000, 2099])
+    assert f == pytest.approx([1 / 500, 0.5, 1.0, 1.0, 0.1, 0.1, 0.01, 0.01])
+    # MixSTE: x0.99 per epoch
+    expo = PoseLifting(frames=9, dim=16, depth=1, heads=2, warmup_steps=0,
+                       lr_schedule="exponential", lr_gamma=0.99)  # fmt: skip
+    assert _lr_factors(expo, 100, 10, [0, 9, 10, 55]) == pytest.approx([1, 1, 0.99, 0.99**5])
+    cosine = TopDownPose(**kw, warmup_steps=10)
+    assert _lr_factors(cosine, 110, None, [4, 10, 60, 110]) == pytest.approx([0.5, 1, 0.5, 0])
+    with pytest.raises(ValueError, match="counts epochs: set trainer.max_epochs"):
+        _lr_factors(step, 2100, -1, [0])
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        TopDownPose(**kw, lr_schedule="plateau")
