@@ -41,7 +41,13 @@ def _sizes(config: str):
     return hp["input_size"], hp["heatmap_size"]  # both [w, h]
 
 
-def test_keypoint_rows_use_the_configs_input_size(pose_benchmark):
+def test_keypoint_rows_use_the_configs_input_size(pose_benchmark, monkeypatch):
+    measured = []
+    monkeypatch.setattr(
+        pose_benchmark,
+        "interleaved_cpu_ms",
+        lambda cases, rounds: measured.append(sorted(cases)) or {n: [1.0] for n in cases},
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -59,3 +65,24 @@ def test_keypoint_rows_use_the_configs_input_size(pose_benchmark):
         assert params["crop"] == f"{h}x{w}", model
         assert set(shapes.values()) == {(1, 17, hh, hw)}, (model, shapes)  # config's heatmaps
     assert rows["tiny (ResNet-18 stride 8, head PSA)"][0]["crop"] == "128x96"
+    assert measured == [["psa=none", "psa=parallel"]] * 2  # the overhead rows, CPU-timed
+    assert sum("interleaved rounds" in n for n in bench.notes) == 2
+
+
+def test_interleaved_cpu_time_takes_turns_and_counts_work(pose_benchmark):
+    calls = []
+
+    def work(n, name):
+        def run():
+            calls.append(name)
+            total = 0
+            for i in range(n):
+                total += i * i
+            return total
+
+        return run
+
+    times = pose_benchmark.interleaved_cpu_ms({"a": work(20000, "a"), "b": work(60000, "b")}, 5)
+    assert calls == ["a", "b"] + ["a", "b"] * 5  # one warm-up each, then in turn
+    assert [len(t) for t in times.values()] == [5, 5]
+    assert 1.5 < min(times["b"]) / min(times["a"]) < 6  # CPU time follows the work (3x)
