@@ -5,6 +5,7 @@ Both are picked by class in the config (``data.class_path``), see ``apps/pose/co
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from tessera.datamodules.common.predict import PredictFilterMixin
 from tessera.datamodules.pose import calibration, coco, h36m
 from tessera.datamodules.pose.codecs import build_codec
 from tessera.datamodules.pose.datasets import LiftingDataset, TopDownDataset
+from tessera.datamodules.pose.scan import OnSizeMismatch, check_images
 from tessera.datamodules.pose.topdown import Augmentation
 
 
@@ -89,6 +91,14 @@ class CocoKeypointDataModule(PoseDataModule):
             else the ground truth).
         predict_images: instead, a folder of images: boxes from ``detections`` (``image_id``
             = integer file stem, COCO's naming) or, with none, the whole image.
+        on_error: ``raise`` or ``skip`` missing and unreadable images; with ``skip`` the
+            scan drops them up front with a warning (and the loader skips any that fail later).
+        scan: before using a split, check every image it references (training: those with
+            a used person; evaluation: every image of the json) exists with the json's
+            width/height, from the headers, cached (see
+            :func:`~tessera.datamodules.pose.scan.check_images`).
+        on_size_mismatch: ``raise``, ``skip`` or ``accept`` images whose size differs from
+            the json's.
     """
 
     def __init__(
@@ -115,11 +125,14 @@ class CocoKeypointDataModule(PoseDataModule):
         eval_batch_size: int = 32,
         num_workers: int = 0,
         on_error: OnError = "raise",
+        scan: bool = True,
+        on_size_mismatch: OnSizeMismatch = "raise",
         seed: int = 0,
     ):
         super().__init__(batch_size, eval_batch_size, num_workers, on_error)
         self.save_hyperparameters()
         self.root = Path(data_root)
+        self.dropped_images: dict[str, set[int]] = {}
         kwargs = {"unbiased": unbiased} if codec == "msra" else {}
         self.codec = build_codec(codec, input_size, heatmap_size, sigma, **kwargs)
         self.report: Counter = Counter()
@@ -136,17 +149,26 @@ class CocoKeypointDataModule(PoseDataModule):
         return p if p.is_absolute() else self.root / p
 
     def instances(self, split: str, train: bool) -> list[coco.PersonInstance]:
-        ann = coco.read_annotations(self.annotation_file(split))
+        ann_file = self.annotation_file(split)
+        ann = coco.read_annotations(ann_file)
         images = self.image_dir(split)
         if not images.is_dir():
             raise DataError(
                 images,
                 "image folder not found",
-                f"COCO images of split {split!r} go in {split}2017/",
+                f"COCO images of split {split!r} go in {split}2017/ "
+                f"(http://images.cocodataset.org/zips/{split}2017.zip)",
+            )
+        if not ann.images:
+            raise DataError(
+                ann_file,
+                f"split {split!r} lists no images",
+                f"use person_keypoints_{split}2017.json from annotations_trainval2017.zip",
             )
         if train or not self.hparams.detections:
             self.box_source[split] = "ground truth"
             found = coco.gt_instances(ann, images, train)
+            fix = "the split needs person annotations with at least one labelled keypoint"
         else:
             self.box_source[split] = f"detections {self._detections_path().name}"
             found = coco.detection_instances(
@@ -156,9 +178,43 @@ class CocoKeypointDataModule(PoseDataModule):
                 self.hparams.det_score_threshold,
                 ann.report,
             )
+            fix = "check the detections file and det_score_threshold"
         self.report.update(ann.report)
         if not found:
-            raise DataError(self.annotation_file(split), f"split {split!r} has no usable person")
+            left_out = f" (left out: {dict(ann.report)})" if ann.report else ""
+            raise DataError(ann_file, f"split {split!r} has no usable person{left_out}", fix)
+        if self.hparams.scan:
+            # Training reads only the images of its persons; COCOeval scores every image.
+            used = {i.image_id for i in found} if train else set(ann.images)
+            dropped = check_images(
+                ann_file,
+                {i: ann.images[i] for i in sorted(used)},
+                images,
+                split,
+                self.on_error,
+                self.hparams.on_size_mismatch,
+            )
+            self.dropped_images[split] = dropped
+            if dropped:
+                self.report["person boxes in dropped images"] += sum(
+                    i.image_id in dropped for i in found
+                )
+                found = [i for i in found if i.image_id not in dropped]
+                if not train:
+                    warnings.warn(
+                        f"COCO AP of split {split!r} is computed over the whole "
+                        f"{ann_file.name}: persons of the {len(dropped)} dropped images "
+                        "count as missed",
+                        UserWarning,
+                        stacklevel=2,
+                    )
+                if not found:
+                    raise DataError(
+                        ann_file,
+                        f"split {split!r} has no usable person left after dropping "
+                        f"{len(dropped)} images",
+                        "fix or download the images",
+                    )
         return found
 
     def _dataset(self, instances, train: bool, on_error: OnError) -> TopDownDataset:
