@@ -60,6 +60,9 @@ def lifter_ckpt(tmp_path_factory, h36m_root):
     )
 
 
+DETECTIONS = "person_detection_results/COCO_val2017_detections_AP_H_56_person.json"
+
+
 def _last_json(capsys):
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
@@ -84,7 +87,7 @@ def test_evaluate_coco_with_gt_boxes_and_detections(keypoint_ckpt, coco_root, ca
     gt = _last_json(capsys)
     assert gt["boxes"] == "ground truth" and {"oks_ap", "oks_ap50", "pck_0.05"} <= set(gt)
     assert 0 <= gt["oks_ap"] <= 1
-    dets = "person_detection_results/COCO_val2017_detections_AP_H_56_person.json"
+    dets = DETECTIONS
     assert (
         main(
             [
@@ -129,19 +132,25 @@ def test_test_and_evaluate_agree(keypoint_ckpt, coco_root, capsys):
         assert tested[f"test/{key}"] == pytest.approx(evaluated[key], abs=1e-4)
 
 
-def test_predict_writes_coco_results_and_resumes(keypoint_ckpt, coco_root, tmp_path, capsys):
-    out = tmp_path / "pred"
-    argv = [
+def _predict_val(coco_root, ckpt, out, *extra) -> list[str]:
+    """``predict`` of the COCO val split with the fixture's detections."""
+    return [
         "predict",
         "-c",
         str(CONFIGS / "psa-tiny.yaml"),
         f"--data.init_args.data_root={coco_root}",
         "--data.init_args.predict_split=val",
-        f"--model.init_args.weights={keypoint_ckpt}",
+        f"--model.init_args.weights={ckpt}",
         f"--model.init_args.predict_out={out}",
         "--trainer.enable_progress_bar=false",
-        "--data.init_args.detections=person_detection_results/COCO_val2017_detections_AP_H_56_person.json",
+        f"--data.init_args.detections={DETECTIONS}",
+        *extra,
     ]
+
+
+def test_predict_writes_coco_results_and_resumes(keypoint_ckpt, coco_root, tmp_path, capsys):
+    out = tmp_path / "pred"
+    argv = _predict_val(coco_root, keypoint_ckpt, out)
     assert main(argv) == 0
     results = json.loads((out / "person_keypoints_results.json").read_text())
     assert results and set(results[0]) == {"image_id", "category_id", "keypoints", "score"}
@@ -179,19 +188,7 @@ def test_predict_overlays_drawn_per_image_and_kept_on_rerun(keypoint_ckpt, coco_
     from tessera.datamodules.pose.datasets import read_rgb
 
     out, vis = tmp_path / "pred", tmp_path / "vis"
-    argv = [
-        "predict",
-        "-c",
-        str(CONFIGS / "psa-tiny.yaml"),
-        f"--data.init_args.data_root={coco_root}",
-        "--data.init_args.predict_split=val",
-        f"--model.init_args.weights={keypoint_ckpt}",
-        f"--model.init_args.predict_out={out}",
-        "--trainer.enable_progress_bar=false",
-        "--data.init_args.detections=person_detection_results/COCO_val2017_detections_AP_H_56_person.json",
-        "--overlays",
-        str(vis),
-    ]
+    argv = _predict_val(coco_root, keypoint_ckpt, out, "--overlays", str(vis))
     assert main(argv) == 0
     images = sorted((coco_root / "val2017").glob("*.jpg"))
     assert sorted(p.name for p in vis.iterdir()) == sorted(f"{p.stem}.png" for p in images)
