@@ -27,6 +27,20 @@ def test_registered_with_demo_and_recipe():
     assert app.demo == "tessera.demos.separation:build_demo"
 
 
+def test_recipe_phases_end_on_a_saved_checkpoint(tmp_path):
+    """Checkpoints are written at validations: a phase ending between two would hand the next
+    phase (and the export) an older checkpoint, silently dropping steps."""
+    from tessera.apps.separation import recipes
+
+    interval = yaml.safe_load(recipes.CONFIG.read_text())["trainer"]["val_check_interval"]
+    assert all(steps % interval == 0 for steps, *_ in recipes.PHASES)
+    with pytest.raises(ValueError, match=f"lose its last {interval // 2} steps"):
+        recipes.fit(
+            tmp_path / "world", tmp_path / "run", ((interval + interval // 2, "constant", ()),)
+        )
+    assert not (tmp_path / "run").exists()
+
+
 def test_print_config(in_repo, capsys):
     with pytest.raises(SystemExit):
         main(["fit", *TINY, "--print_config"])

@@ -1,6 +1,7 @@
-"""Learning test: the tiny MossFormer config, trained for a bounded number of steps on a tiny
-world, improves held-out SI-SDRi by at least 3 dB over its random-init starting point and ends
-better than chance (returning the mixture itself, 0 dB SI-SDRi)."""
+"""Learning test: the tiny MossFormer config, trained for a bounded number of steps on dynamic
+mixtures of a tiny world's sources, improves held-out SI-SDRi by at least 3 dB over its
+random-init starting point and ends better than chance (returning the mixture itself, 0 dB
+SI-SDRi)."""
 
 import lightning as L
 import pytest
@@ -45,7 +46,10 @@ def test_tiny_config_learns_to_separate(world, request):
     )
     L.seed_everything(0)
     module = SeparationModule(**cfg["model"])
-    data = SeparationDataModule(**(cfg["data"] | {"data": str(world)}))
+    # dynamic mixing as the recipe trains: 60 fixed mixtures are too few for the tiny net
+    # (held-out SI-SDRi -1.1 dB after 300 steps on them, +1.3 dB with fresh mixtures)
+    dm = {"dynamic_mixing": True, "dm_epoch_size": 1000}
+    data = SeparationDataModule(**(cfg["data"] | {"data": str(world)} | dm))
     start = held_out_si_sdri(module, data)
     trainer = L.Trainer(
         accelerator="cpu", max_steps=STEPS, logger=False, enable_checkpointing=False,
