@@ -8,9 +8,15 @@ from tessera.datamodules.common.errors import (
     is_empty_batch,
     load_item,
 )
-from tessera.datamodules.common.io import atomic_write, atomic_write_bytes, atomic_write_text
+from tessera.datamodules.common.io import (
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_text,
+    cache_dir,
+)
 
 __all__ = [
+    "cache_dir",
     "DataError",
     "OnError",
     "SkippedItem",

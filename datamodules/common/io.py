@@ -60,3 +60,10 @@ def write_with(path: str | os.PathLike, write: Callable[[Path], object]) -> Path
     with atomic_write(path) as tmp:
         write(tmp)
     return Path(path)
+
+
+def cache_dir(name: str) -> Path:
+    """``$TESSERA_CACHE_DIR/<name>`` (default ``~/.cache/tessera/<name>``): where data scans
+    keep what they read, so a second run over an unchanged dataset is instant."""
+    root = os.environ.get("TESSERA_CACHE_DIR") or Path.home() / ".cache" / "tessera"
+    return Path(root) / name

@@ -31,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from tessera.datamodules.common import DataError, OnError, atomic_write_text
+from tessera.datamodules.common import cache_dir as common_cache_dir
 
 OnSizeMismatch = Literal["raise", "skip", "accept"]
 MISSING = "missing"
@@ -38,8 +39,7 @@ ZIP_URL = "http://images.cocodataset.org/zips/{split}2017.zip"
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("TESSERA_CACHE_DIR") or Path.home() / ".cache" / "tessera"
-    return Path(root) / "image_scan"
+    return common_cache_dir("image_scan")
 
 
 def _key(annotation_file: Path, image_dir: Path, names: list[str]) -> str:

@@ -26,13 +26,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from tessera.datamodules.common import DataError, atomic_write_text
+from tessera.datamodules.common import cache_dir as common_cache_dir
 from tessera.datamodules.segmentation.io import LabelSpec, read_label_file
 from tessera.datamodules.segmentation.layouts import Item
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("TESSERA_CACHE_DIR") or Path.home() / ".cache" / "tessera"
-    return Path(root) / "label_scan"
+    return common_cache_dir("label_scan")
 
 
 @dataclass(frozen=True)
