@@ -38,8 +38,13 @@ def sdr(
     """BSS Eval SDR in dB over the last axis with a ``filter_length``-tap distortion filter.
 
     Solves the Toeplitz normal equations ``R h = c`` of the reference autocorrelation ``R`` and
-    the reference/estimate cross-correlation ``c`` in float64.
+    the reference/estimate cross-correlation ``c`` in float64, by Cholesky (``R`` plus a
+    ridge is positive definite). Not by LU: with torch 2.11's MKL, batched LU returns zero
+    pivots once ``torch.set_num_threads`` has changed the thread count in the process.
     """
+    for name, x in (("estimate", estimate), ("reference", reference)):
+        if not torch.isfinite(x).all():
+            raise ValueError(f"SDR: the {name} contains NaN or Inf values")
     dtype = estimate.dtype
     est, ref = estimate.double(), reference.double()
     n = est.shape[-1]
@@ -53,7 +58,10 @@ def sdr(
     lags = torch.arange(filter_length, device=est.device)
     toeplitz = acf[..., (lags[:, None] - lags[None, :]).abs()]
     toeplitz = toeplitz + eps * torch.eye(filter_length, dtype=toeplitz.dtype, device=est.device)
-    h = torch.linalg.solve(toeplitz, xcorr.unsqueeze(-1)).squeeze(-1)
+    factor, info = torch.linalg.cholesky_ex(toeplitz)
+    if (info > 0).any():
+        raise RuntimeError("SDR: the reference autocorrelation is not positive definite")
+    h = torch.cholesky_solve(xcorr.unsqueeze(-1), factor).squeeze(-1)
     coherence = (xcorr * h).sum(-1)  # |projection|²
     energy = est.pow(2).sum(-1)
     ratio = coherence / (energy - coherence).clamp(min=eps)

@@ -78,6 +78,27 @@ def test_sdr_matches_torchmetrics_bss_eval():
     assert (sdr(filtered, ref) > 30).all()  # a causal FIR of the reference is not distortion
 
 
+def test_sdr_survives_a_thread_count_change():
+    """torch 2.11's MKL LU gives zero pivots after set_num_threads(1) then (2): a benchmark
+    that measured 1-thread latency crashed in the next validation's SDR."""
+    est, ref = signals(t=3000)
+    expected = signal_distortion_ratio(est, ref)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        torch.set_num_threads(2)
+        torch.testing.assert_close(sdr(est, ref), expected, atol=1e-6, rtol=1e-6)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_sdr_refuses_non_finite_input():
+    est, ref = signals(t=1000)
+    est[0, 0, 10] = float("nan")
+    with pytest.raises(ValueError, match="estimate contains NaN"):
+        sdr(est, ref)
+
+
 def test_improvements_are_against_the_mixture():
     est, ref = signals()
     mix = ref.sum(1)
