@@ -123,15 +123,13 @@ def _fit_and_score(config: str, world: Path, steps: int, seed: int, root: Path) 
     the world's test split; returns the metrics plus the training wall time."""
     from tessera.apps.common.cli import EvaluateRequest
     from tessera.apps.separation.cli import evaluate, main
-    from tessera.apps.separation.recipes import DYNAMIC_MIXING, export, last_checkpoint
+    from tessera.apps.separation.recipes import DYNAMIC_MIXING, export, fit_args, last_checkpoint
 
     workdir = root / f"{config}-seed{seed}"
     start = time.perf_counter()
     main([
-        "fit", "-c", str(CONFIGS / f"{config}.yaml"), f"--data.data={world}",
-        f"--seed_everything={seed}", f"--trainer.max_steps={steps}",
-        f"--trainer.val_check_interval={steps}", f"--trainer.default_root_dir={workdir}",
-        "--trainer.enable_progress_bar=false", *DYNAMIC_MIXING,
+        *fit_args(str(world), str(workdir), steps, CONFIGS / f"{config}.yaml"),
+        f"--seed_everything={seed}", f"--trainer.val_check_interval={steps}", *DYNAMIC_MIXING,
     ])  # fmt: skip
     seconds = time.perf_counter() - start
     weights = export(last_checkpoint(workdir), workdir / f"{config}.safetensors")

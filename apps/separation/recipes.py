@@ -47,9 +47,9 @@ def synth_command(out: str = "world") -> str:
     return f"tessera separation synth --out {out} --seed {WORLD['seed']} {sizes}"
 
 
-def fit_args(world: str, workdir: str, max_steps: int) -> list[str]:
+def fit_args(world: str, workdir: str, max_steps: int, config: Path = CONFIG) -> list[str]:
     return [
-        "fit", "-c", str(CONFIG), f"--data.data={world}", f"--trainer.max_steps={max_steps}",
+        "fit", "-c", str(config), f"--data.data={world}", f"--trainer.max_steps={max_steps}",
         f"--trainer.default_root_dir={workdir}", "--trainer.enable_progress_bar=false",
     ]  # fmt: skip
 
