@@ -2,7 +2,8 @@
 
 ``method``:
 - ``diffusion`` — DDPM training (ε-MSE + ``x0_l1_weight`` · L1 on the one-step x̂₀, as
-  MV-VTON's loss without its VGG term), DDIM sampling (x̂₀ clipped, ε made consistent with
+  MV-VTON's loss without its VGG term; or the v-MSE with ``prediction_type="v_prediction"``),
+  DDIM sampling (x̂₀ clipped, ε made consistent with
   it) started from the noised pre-aligned garment at the last training timestep, unmasked
   region composited back.
 - ``regressor`` — the same UNet without noise input, trained with L1 to output the image.
@@ -59,6 +60,9 @@ class TryOnModule(L.LightningModule):
     net: :class:`~.model.TryOnUNet` options.
     front_only: ablation — always condition on (and start from) the front garment.
     num_train_timesteps, beta_schedule, beta_start, beta_end: the DDPM noise schedule.
+    prediction_type: what the network predicts: ``epsilon`` (MV-VTON) or ``v_prediction``
+        (v = √ᾱ ε − √(1−ᾱ) x₀, Salimans & Ho 2022), whose x̂₀ error is not amplified by
+        1/√ᾱ at high noise levels.
     x0_l1_weight: weight of the L1 loss on the one-step x̂₀.
     lr, weight_decay, warmup_steps: AdamW with linear warm-up then cosine decay.
     ddim_steps: DDIM steps for validate/test/predict.
@@ -80,6 +84,7 @@ class TryOnModule(L.LightningModule):
         beta_schedule: str = "linear",
         beta_start: float = 1e-4,
         beta_end: float = 0.02,
+        prediction_type: Literal["epsilon", "v_prediction"] = "epsilon",
         x0_l1_weight: float = 1.0,
         lr: float = 5e-4,
         weight_decay: float = 0.0,
@@ -111,6 +116,7 @@ class TryOnModule(L.LightningModule):
             beta_schedule=beta_schedule,
             beta_start=beta_start,
             beta_end=beta_end,
+            prediction_type=prediction_type,
         )
         self.train_scheduler = DDPMScheduler(**schedule, clip_sample=True)
         self.sample_scheduler = DDIMScheduler(
@@ -162,10 +168,16 @@ class TryOnModule(L.LightningModule):
             0, self.hparams.num_train_timesteps, (n,), device=x0.device, generator=generator
         )
         x_t = self.train_scheduler.add_noise(x0, noise, t)
-        eps = self.net(x_t, t, b["agnostic"], b["mask"], self.prealigned(b), self.context(b))
+        out = self.net(x_t, t, b["agnostic"], b["mask"], self.prealigned(b), self.context(b))
         alpha = self.train_scheduler.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1)
-        x0_hat = ((x_t - (1 - alpha).sqrt() * eps) / alpha.sqrt()).clamp(-1, 1)
-        return F.mse_loss(eps, noise) + self.hparams.x0_l1_weight * F.l1_loss(x0_hat, x0)
+        if self.hparams.prediction_type == "v_prediction":
+            target = alpha.sqrt() * noise - (1 - alpha).sqrt() * x0
+            x0_hat = alpha.sqrt() * x_t - (1 - alpha).sqrt() * out
+        else:
+            target = noise
+            x0_hat = (x_t - (1 - alpha).sqrt() * out) / alpha.sqrt()
+        x0_loss = F.l1_loss(x0_hat.clamp(-1, 1), x0)
+        return F.mse_loss(out, target) + self.hparams.x0_l1_weight * x0_loss
 
     def regression_loss(self, b: dict) -> torch.Tensor:
         return F.l1_loss(self.regress(b), b["person"])
@@ -229,11 +241,11 @@ class TryOnModule(L.LightningModule):
         context = self.context(b)  # local/global garment tokens: computed once, reused
         for k, t in enumerate(scheduler.timesteps):
             tt = t.repeat(len(start)).to(start.device)
-            eps = self.net(x, tt, b["agnostic"], b["mask"], start, context)
+            out = self.net(x, tt, b["agnostic"], b["mask"], start, context)
             # ε re-derived from the clipped x̂₀: at high t, 1/√ᾱ_t (up to 157 for this pixel
             # schedule) pushes x̂₀ out of [-1, 1] for any ε error, and pairing the clipped x̂₀
             # with the raw ε (diffusers' default) carries that error into the next state.
-            x = scheduler.step(eps, t, x, use_clipped_model_output=True).prev_sample
+            x = scheduler.step(out, t, x, use_clipped_model_output=True).prev_sample
             if progress is not None:
                 progress(k + 1, len(scheduler.timesteps))
         return x.clamp(-1, 1)

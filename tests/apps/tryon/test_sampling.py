@@ -2,6 +2,7 @@
 that is consistent with it (x_prev = √ᾱ_prev · x̂₀ + √(1 − ᾱ_prev) · ε̂), the sampling start
 is the noised pre-aligned garment; the EMA weights are the ones sampled with and exported."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -70,3 +71,68 @@ def test_ema_weights_are_averaged_used_for_sampling_and_exported(tmp_path):
     torch.testing.assert_close(next(loaded.model.parameters()), averaged)
     tuned = TryOnModule(net=TINY_NET, ema_decay=0.99, weights=str(path))  # a file without EMA
     torch.testing.assert_close(next(tuned.ema.module.parameters()), averaged)
+
+
+class Oracle(nn.Module):
+    """Knows the clean image ``x0``: predicts the exact ε or v for the state it is given and
+    records the ε it saw."""
+
+    def __init__(self, x0, alphas_cumprod, prediction_type):
+        super().__init__()
+        self.x0, self.ac, self.prediction_type = x0, alphas_cumprod, prediction_type
+        self.seen = []
+
+    def garment_context(self, cond, front_only=False):
+        return None
+
+    def forward(self, x, t, agnostic, mask, prealigned, context):
+        a = self.ac[t].view(-1, 1, 1, 1)
+        eps = (x - a.sqrt() * self.x0) / (1 - a).sqrt()
+        self.seen.append(eps)
+        if self.prediction_type == "epsilon":
+            return eps
+        return a.sqrt() * eps - (1 - a).sqrt() * self.x0
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_exact_predictions_give_zero_loss_and_keep_ddim_on_the_image_trajectory(prediction_type):
+    """With exact predictions every DDIM state is √ᾱ_t x₀ + √(1−ᾱ_t) ε for one ε, down to
+    the last one at ᾱ₀ (``set_alpha_to_one=False``), for either parametrisation."""
+    module = TryOnModule(net=TINY_NET, prediction_type=prediction_type, x0_l1_weight=1.0)
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.rand(2, 3, 8, 6, generator=g) * 1.8 - 0.9
+    module.model = Oracle(x0, module.train_scheduler.alphas_cumprod, prediction_type)
+    b = {
+        "person": x0,
+        "agnostic": x0,
+        "mask": torch.ones(2, 1, 8, 6),
+        "prealigned": torch.zeros_like(x0),
+        "item_id": ["a", "b"],
+    }
+    loss = module.diffusion_loss(b, torch.Generator().manual_seed(2))
+    assert loss.item() < 1e-6
+    module.model.seen.clear()
+    out = module.ddim_sample(b, torch.zeros_like(x0), steps=10, seed=0)
+    assert len(module.model.seen) == 10
+    eps = module.model.seen[0]
+    for seen in module.model.seen[1:]:
+        torch.testing.assert_close(seen, eps, atol=1e-4, rtol=1e-4)
+    a0 = module.sample_scheduler.final_alpha_cumprod
+    torch.testing.assert_close(out, a0.sqrt() * x0 + (1 - a0).sqrt() * eps, atol=1e-4, rtol=0)
+    assert (out - x0).abs().max() < 0.05  # ᾱ₀ = 1 − 1e-4: the image, up to 1 % of ε
+    wrong = "v_prediction" if prediction_type == "epsilon" else "epsilon"
+    module.model.prediction_type = wrong  # the other parametrisation's output: not zero
+    assert module.diffusion_loss(b, torch.Generator().manual_seed(2)).item() > 1e-2
+
+
+def test_exported_weights_keep_the_parametrisation_and_schedule(tmp_path):
+    from tessera.apps.tryon.api import load, save_weights
+
+    module = TryOnModule(
+        net=TINY_NET, prediction_type="v_prediction", beta_schedule="squaredcos_cap_v2"
+    )
+    loaded = load(save_weights(tmp_path / "v.safetensors", module, (32, 24))).module
+    assert loaded.sample_scheduler.config.prediction_type == "v_prediction"
+    torch.testing.assert_close(
+        loaded.sample_scheduler.alphas_cumprod, module.sample_scheduler.alphas_cumprod
+    )
