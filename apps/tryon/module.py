@@ -3,9 +3,8 @@
 ``method``:
 - ``diffusion`` — DDPM training (ε-MSE + ``x0_l1_weight`` · L1 on the one-step x̂₀, as
   MV-VTON's loss without its VGG term; or the v-MSE with ``prediction_type="v_prediction"``),
-  DDIM sampling (x̂₀ clipped, ε made consistent with
-  it) started from the noised pre-aligned garment at the last training timestep, unmasked
-  region composited back.
+  DDIM sampling (x̂₀ clipped, ε made consistent with it) started from the noised pre-aligned
+  garment at the last training timestep, unmasked region composited back.
 - ``regressor`` — the same UNet without noise input, trained with L1 to output the image.
 - ``paste`` — no network: the pre-aligned garment composited onto the agnostic person.
 
