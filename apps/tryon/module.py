@@ -170,7 +170,7 @@ class TryOnModule(L.LightningModule):
         out = self.net(x_t, t, b["agnostic"], b["mask"], self.prealigned(b), self.context(b))
         alpha = self.train_scheduler.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1)
         if self.hparams.prediction_type == "v_prediction":
-            target = alpha.sqrt() * noise - (1 - alpha).sqrt() * x0
+            target = self.train_scheduler.get_velocity(x0, noise, t)
             x0_hat = alpha.sqrt() * x_t - (1 - alpha).sqrt() * out
         else:
             target = noise
