@@ -8,6 +8,7 @@ the paste baseline.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import torch
@@ -84,8 +85,10 @@ def evaluate(
 
     scored at the dataset's resolution (``--size H W`` overrides; default
     :func:`protocol_size`). Results made at the model's working size are upsampled to it
-    and composited onto the full-size agnostic person. Also ``back_view_accuracy`` over
-    back-view persons, ``n``, ``n_back_view`` and ``score_size``; metrics that could not be
+    and composited onto the full-size agnostic person. Also the view scores over back-view
+    persons (``back_view_accuracy`` where the data has counterfactual renderings, and
+    ``back_view_ncc_accuracy``), ``n``, ``n_back_view``, ``n_back_view_decidable`` (persons
+    the exact score can decide) and ``score_size``; metrics that could not be
     computed are listed under ``skipped`` on stderr, never given a number."""
     from tessera.apps.tryon import load
 
@@ -133,8 +136,20 @@ def evaluate(
     metrics = {k: round(v, 4) for k, v in metrics.items()}
     for name, reason in perceptual.skipped.items():
         print(f"skipped {name}: {reason}", file=sys.stderr)
-    n_back = len(scores.values.get("back_view_accuracy", []))
-    return metrics | {"n": len(dataset), "n_back_view": n_back, "score_size": list(size)}
+    n_back = len(scores.values.get("back_view_ncc_accuracy", []))
+    exact = [v for v in scores.values.get("back_view_accuracy", []) if math.isfinite(v)]
+    if n_back and "back_view_accuracy" not in metrics:
+        print(
+            "skipped back_view_accuracy: no counterfactual renderings (the synthetic world's "
+            "counterfactual/ folder); back_view_ncc_accuracy is the proxy",
+            file=sys.stderr,
+        )
+    return metrics | {
+        "n": len(dataset),
+        "n_back_view": n_back,
+        "n_back_view_decidable": len(exact),
+        "score_size": list(size),
+    }
 
 
 def evaluate_arguments(parser: argparse.ArgumentParser) -> None:

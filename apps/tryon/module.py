@@ -2,7 +2,8 @@
 
 ``method``:
 - ``diffusion`` — DDPM training (ε-MSE + ``x0_l1_weight`` · L1 on the one-step x̂₀, as
-  MV-VTON's loss without its VGG term; or the v-MSE with ``prediction_type="v_prediction"``),
+  MV-VTON's loss without its VGG term; or the v- / x₀-MSE with ``prediction_type``
+  ``"v_prediction"`` / ``"sample"``),
   DDIM sampling (x̂₀ clipped, ε made consistent with it) started from the noised pre-aligned
   garment at the last training timestep, unmasked region composited back.
 - ``regressor`` — the same UNet without noise input, trained with L1 to output the image.
@@ -59,9 +60,10 @@ class TryOnModule(L.LightningModule):
     net: :class:`~.model.TryOnUNet` options.
     front_only: ablation — always condition on (and start from) the front garment.
     num_train_timesteps, beta_schedule, beta_start, beta_end: the DDPM noise schedule.
-    prediction_type: what the network predicts: ``epsilon`` (MV-VTON) or ``v_prediction``
-        (v = √ᾱ ε − √(1−ᾱ) x₀, Salimans & Ho 2022), whose x̂₀ error is not amplified by
-        1/√ᾱ at high noise levels.
+    prediction_type: what the network predicts: ``epsilon`` (MV-VTON), ``v_prediction``
+        (v = √ᾱ ε − √(1−ᾱ) x₀, Salimans & Ho 2022) or ``sample`` (x₀ itself, MSE on x₀; the
+        tiny config's). Neither of the last two amplifies the x̂₀ error by 1/√ᾱ at high
+        noise levels, as ε does.
     x0_l1_weight: weight of the L1 loss on the one-step x̂₀.
     lr, weight_decay, warmup_steps: AdamW with linear warm-up then cosine decay.
     ddim_steps: DDIM steps for validate/test/predict.
@@ -83,7 +85,7 @@ class TryOnModule(L.LightningModule):
         beta_schedule: str = "linear",
         beta_start: float = 1e-4,
         beta_end: float = 0.02,
-        prediction_type: Literal["epsilon", "v_prediction"] = "epsilon",
+        prediction_type: Literal["epsilon", "v_prediction", "sample"] = "epsilon",
         x0_l1_weight: float = 1.0,
         lr: float = 5e-4,
         weight_decay: float = 0.0,
@@ -172,6 +174,8 @@ class TryOnModule(L.LightningModule):
         if self.hparams.prediction_type == "v_prediction":
             target = self.train_scheduler.get_velocity(x0, noise, t)
             x0_hat = alpha.sqrt() * x_t - (1 - alpha).sqrt() * out
+        elif self.hparams.prediction_type == "sample":
+            target, x0_hat = x0, out
         else:
             target = noise
             x0_hat = (x_t - (1 - alpha).sqrt() * out) / alpha.sqrt()
@@ -264,6 +268,7 @@ class TryOnModule(L.LightningModule):
     @staticmethod
     def update_scores(scores: TryOnScores, result: torch.Tensor, batch: dict) -> dict:
         is_back = torch.as_tensor(batch["view"]) == 3
+        has_counterfactual = batch.get("has_counterfactual")
         return scores.update(
             result,
             batch["person"],
@@ -271,6 +276,10 @@ class TryOnModule(L.LightningModule):
             batch["prealigned_back"],
             batch["prealigned_front"],
             is_back.to(result.device),
+            batch.get("counterfactual"),
+            None
+            if has_counterfactual is None
+            else torch.as_tensor(has_counterfactual).to(result.device),
         )
 
     def _log_scores(self, stage: str) -> None:

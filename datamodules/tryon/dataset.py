@@ -100,6 +100,11 @@ def load_record(r: TryOnRecord, size: tuple[int, int], side_view: SideView = "fr
         chosen = np.where(mask[..., None], chosen, agnostic)
     else:
         chosen = pre_back if use_back else pre_front
+    counterfactual = (
+        io.read_rgb(r.counterfactual, size, reference)
+        if r.counterfactual is not None
+        else np.zeros_like(person)
+    )
     t = to_tensor
     return {
         "item_id": r.item_id,
@@ -116,6 +121,8 @@ def load_record(r: TryOnRecord, size: tuple[int, int], side_view: SideView = "fr
         "skeleton": t(skeleton),
         "skeleton_front": t(sk_front),
         "skeleton_back": t(sk_back),
+        "counterfactual": t(counterfactual),
+        "has_counterfactual": r.counterfactual is not None,
         "view": r.view,
         "use_back": use_back,
         "paired": r.paired,

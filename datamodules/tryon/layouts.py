@@ -64,6 +64,7 @@ class TryOnRecord:
     skeleton_front: Path | None = None
     skeleton_back: Path | None = None
     prealigned: Path | None = None
+    counterfactual: Path | None = None  # the target worn back to front (synthetic world only)
     view: int = FRONT
     category: str = "upper_body"
     paired: bool = True
@@ -226,6 +227,11 @@ def mvg_records(root: Path, split: str, pairs: Pairs) -> list[TryOnRecord]:
                 skeleton_front=_optional(skeletons[0]),
                 skeleton_back=_optional(skeletons[1]),
                 prealigned=_optional(base / warp / f"{folder}.jpg"),
+                counterfactual=(
+                    _optional(base / "counterfactual" / folder / names[1])
+                    if pairs == "paired"
+                    else None
+                ),
                 view=int(view),
                 paired=pairs == "paired",
             )

@@ -13,13 +13,18 @@ and the back view shows the back design, so the view choice matters.
 The ``mvg`` layout (default) writes, per garment ``<id>``, the three views ``<id>_{1,2,3}``
 as MV-VTON's MVG; ``vitonhd`` writes front views in VITON-HD's layout. Parse maps (CIHP
 ids), OpenPose BODY_25 json, rendered skeletons, masks and agnostic images come with them.
+Besides MVG's folders, the ``mvg`` layout writes ``counterfactual/<id>_3/2.jpg`` (tessera's
+own, not in MVG): each back-view target person wearing the garment back to front (the front
+design on the back, same body, pose and sensor noise), the reference of the exact view score
+(:func:`tessera.apps.tryon.metrics.view_preference`).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +64,11 @@ class Garment:
         return np.zeros_like(u, bool)
 
 
+def worn_back_to_front(g: Garment) -> Garment:
+    """``g`` turned round: the back view shows the front design."""
+    return replace(g, front=g.back, back=g.front)
+
+
 def random_garment(rng: np.random.Generator) -> Garment:
     front, back = rng.choice(len(DESIGNS), 2, replace=False)
     base = tuple(int(c) for c in rng.integers(40, 200, 3))
@@ -68,7 +78,9 @@ def random_garment(rng: np.random.Generator) -> Garment:
 
 def _torso_uv(quad: np.ndarray, h: int, w: int):
     """Pixels inside the torso quad [r_shoulder, l_shoulder, l_hip, r_hip] and their (u, v):
-    v runs shoulders → hips, u across between the left and right edges at that height."""
+    v runs shoulders → hips, u from the right-side edge (r_shoulder → r_hip) to the left-side
+    one at that height: leftwards in the image when the quad is mirrored (a back view, a back
+    shop photo), so designs that vary across the torso show there too."""
     image = Image.new("L", (w, h), 0)
     ImageDraw.Draw(image).polygon([tuple(p) for p in quad], fill=255)
     inside = np.asarray(image) > 0
@@ -78,7 +90,9 @@ def _torso_uv(quad: np.ndarray, h: int, w: int):
     v = np.clip((ys - top) / max(bottom - top, 1), 0, 1)
     left = quad[0, 0] + (quad[3, 0] - quad[0, 0]) * v
     right = quad[1, 0] + (quad[2, 0] - quad[1, 0]) * v
-    u = np.clip((xs - left) / np.maximum(right - left, 1), 0, 1)
+    span = right - left
+    span = np.where(np.abs(span) < 1, np.where(span < 0, -1.0, 1.0), span)
+    u = np.clip((xs - left) / span, 0, 1)
     return inside, u, v
 
 
@@ -331,7 +345,11 @@ def write_mvg_split(root: Path, split: str, n: int, rng, start: int, size=SIZE) 
         for view in (1, 2, 3):
             folder = f"{pid}_{view}"
             person_body = random_body(rng)
+            same_noise = copy.deepcopy(rng)
             image, parse, points, mask = _person_files(person_body, g, view, rng, size)
+            if view == 3:
+                turned = render_person(person_body, worn_back_to_front(g), view, same_noise, size)
+                _save(base / "counterfactual" / folder / names[1], turned[0])
             for name, img in zip(names, (refs[1][0], image, refs[3][0]), strict=True):
                 _save(base / "image-wo-bg" / folder / name, img)
             skels = (refs[1][2], points, refs[3][2])

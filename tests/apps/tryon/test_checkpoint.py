@@ -23,7 +23,7 @@ NAMES = {
     "front_only": "tryon-frontonly-tiny",
 }
 SEED = 101  # the recipe's unseen seed
-KEYS = ("ssim", "psnr", "masked_l1", "back_view_accuracy")
+KEYS = ("ssim", "psnr", "masked_l1", "back_view_accuracy", "back_view_ncc_accuracy")
 SSIM_MIN, BACK_VIEW_MIN = 0.85, 0.8
 RECORD = Path(__file__).parents[3] / "benchmarks" / "results" / "tryon-checkpoints.json"
 

@@ -82,7 +82,61 @@ def test_pattern_correlation_prefers_the_shown_garment():
     is_back = torch.tensor([True])
     scores.update(noisy_back, back, mask, back, front, is_back)
     scores.update(front, back, mask, back, front, is_back)
-    assert scores.compute()["back_view_accuracy"] == 0.5
+    assert scores.compute()["back_view_ncc_accuracy"] == 0.5
+    assert "back_view_accuracy" not in scores.compute()  # no counterfactual given
+
+
+def test_view_preference_compares_only_where_the_designs_differ():
+    target = torch.full((3, 3, 16, 12), 0.5)
+    counterfactual = target.clone()
+    counterfactual[:, :, 4:8, 2:10] = 0.9  # the front design: a band the back lacks
+    counterfactual[2] = target[2] + 0.05  # item 2: the designs are indistinguishable
+    mask = torch.ones(3, 1, 16, 12)
+    result = torch.stack([target[0] + 0.3, counterfactual[1], target[2]])
+    result[0, :, 4:8, 2:10] = 0.45  # off everywhere, but the band region shows the back
+    pref = metrics.view_preference(result, target, counterfactual, mask)
+    assert float(pref[0]) == pytest.approx(0.45 - 0.05, abs=1e-6)
+    assert float(pref[1]) == pytest.approx(-0.4, abs=1e-6) and math.isnan(float(pref[2]))
+    scores = TryOnScores()
+    is_back = torch.tensor([True, True, True])
+    has = torch.tensor([True, True, True])
+    scores.update(result, target, mask, target, counterfactual, is_back, counterfactual, has)
+    assert scores.compute()["back_view_accuracy"] == 0.5  # the undecidable item is left out
+    assert len(scores.values["back_view_ncc_accuracy"]) == 3
+
+
+def test_the_ground_truth_scores_every_decidable_back_view_of_the_synthetic_world(tmp_path):
+    """The counterfactual differs from the target only in the garment's design (same body,
+    pose and sensor noise), so the exact score's ceiling is 1; the NCC proxy's is not."""
+    from torch.utils.data import DataLoader
+
+    from tessera.datamodules.tryon import TryOnDataModule
+    from tessera.datamodules.tryon.synth import generate
+
+    world = generate(tmp_path / "w", seed=5, train=0, val=0, test=6)
+    data = TryOnDataModule(str(world), size=(128, 96))
+    dataset = data.dataset("test", "paired", side_view="front", on_error="raise")
+    scores = TryOnScores()
+    for batch in DataLoader(dataset, batch_size=6):
+        back = batch["view"] == 3
+        assert bool(batch["has_counterfactual"][back].all())
+        assert not bool(batch["has_counterfactual"][~back].any())
+        scores.update(
+            batch["person"], batch["person"], batch["mask"], batch["prealigned_back"],
+            batch["prealigned_front"], back, batch["counterfactual"], batch["has_counterfactual"],
+        )  # fmt: skip
+    assert len(scores.values["back_view_accuracy"]) == 6
+    decided = [v for v in scores.values["back_view_accuracy"] if not math.isnan(v)]
+    assert len(decided) >= 4 and all(v == 1.0 for v in decided)
+    from PIL import Image
+
+    folder = world / "test" / "counterfactual" / "00000_3"
+    turned = np.asarray(Image.open(folder / "2.jpg")).astype(int)
+    person = np.asarray(Image.open(world / "test" / "image-wo-bg" / "00000_3" / "2.jpg"))
+    mask = np.asarray(Image.open(world / "test" / "inpaint_mask" / "00000_3" / "2.jpg"))
+    outside = mask < 128
+    assert np.abs(turned - person.astype(int))[outside].mean() < 2  # JPEG only
+    assert np.abs(turned - person.astype(int))[~outside].max() > 60  # the other design
 
 
 class Features(torch.nn.Module):

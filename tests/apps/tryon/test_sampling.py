@@ -74,8 +74,8 @@ def test_ema_weights_are_averaged_used_for_sampling_and_exported(tmp_path):
 
 
 class Oracle(nn.Module):
-    """Knows the clean image ``x0``: predicts the exact ε or v for the state it is given and
-    records the ε it saw."""
+    """Knows the clean image ``x0``: predicts the exact ε, v or x₀ for the state it is given
+    and records the ε it saw."""
 
     def __init__(self, x0, alphas_cumprod, prediction_type):
         super().__init__()
@@ -91,13 +91,15 @@ class Oracle(nn.Module):
         self.seen.append(eps)
         if self.prediction_type == "epsilon":
             return eps
+        if self.prediction_type == "sample":
+            return self.x0.expand_as(x)
         return a.sqrt() * eps - (1 - a).sqrt() * self.x0
 
 
-@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
 def test_exact_predictions_give_zero_loss_and_keep_ddim_on_the_image_trajectory(prediction_type):
     """With exact predictions every DDIM state is √ᾱ_t x₀ + √(1−ᾱ_t) ε for one ε, down to
-    the last one at ᾱ₀ (``set_alpha_to_one=False``), for either parametrisation."""
+    the last one at ᾱ₀ (``set_alpha_to_one=False``), for every parametrisation."""
     module = TryOnModule(net=TINY_NET, prediction_type=prediction_type, x0_l1_weight=1.0)
     g = torch.Generator().manual_seed(1)
     x0 = torch.rand(2, 3, 8, 6, generator=g) * 1.8 - 0.9
