@@ -13,8 +13,8 @@ back-view persons:
 - ``back_view_ncc_accuracy`` (any data with a back garment, paired or unpaired): share whose
   result correlates better with the pre-aligned back garment than with the front one inside
   the mask (:func:`pattern_preference`). A proxy: the box-fitted pre-aligned garments do not
-  sit where the worn pattern does, and on the synthetic world the ground truth itself scores
-  only 0.65-0.7 on it.
+  sit where the worn pattern does, and on the synthetic test splits the ground truth itself
+  scores only 0.6 on it.
 
 With network weights (optional, never downloaded): LPIPS (AlexNet, ``normalize=True``), FID
 and KID (torch-fidelity's Inception) through torchmetrics, accumulated batch by batch
