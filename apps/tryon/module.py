@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
 from tessera.apps.tryon.metrics import TryOnScores
 from tessera.apps.tryon.model import TryOnUNet
@@ -54,6 +53,12 @@ def item_generator(seed: int, item_id: str, device) -> torch.Generator:
     return g
 
 
+def weighted_mean(error: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean of ``error`` ``(B, C, H, W)`` with per-pixel ``weight`` ``(B, 1, H, W)``."""
+    weight = weight.expand_as(error)
+    return (error * weight).sum() / weight.sum()
+
+
 class TryOnModule(L.LightningModule):
     """Args:
     method: ``diffusion``, ``regressor`` or ``paste``.
@@ -65,6 +70,10 @@ class TryOnModule(L.LightningModule):
         tiny config's). Neither of the last two amplifies the x̂₀ error by 1/√ᾱ at high
         noise levels, as ε does.
     x0_l1_weight: weight of the L1 loss on the one-step x̂₀.
+    mask_loss_weight: weight of a pixel inside the inpainting mask relative to one outside it
+        in both loss terms (1 = a plain mean). The unmasked region is composited back from
+        the person, so its error never reaches a result; weighting the generated region
+        spends the net's capacity where it is drawn.
     lr, weight_decay, warmup_steps: AdamW with linear warm-up then cosine decay.
     ddim_steps: DDIM steps for validate/test/predict.
     val_ddim_steps: DDIM steps used to score validation during fit (cheaper).
@@ -87,6 +96,7 @@ class TryOnModule(L.LightningModule):
         beta_end: float = 0.02,
         prediction_type: Literal["epsilon", "v_prediction", "sample"] = "epsilon",
         x0_l1_weight: float = 1.0,
+        mask_loss_weight: float = 1.0,
         lr: float = 5e-4,
         weight_decay: float = 0.0,
         warmup_steps: int = 100,
@@ -179,11 +189,16 @@ class TryOnModule(L.LightningModule):
         else:
             target = noise
             x0_hat = (x_t - (1 - alpha).sqrt() * out) / alpha.sqrt()
-        x0_loss = F.l1_loss(x0_hat.clamp(-1, 1), x0)
-        return F.mse_loss(out, target) + self.hparams.x0_l1_weight * x0_loss
+        weight = self.pixel_weight(b["mask"])
+        x0_loss = weighted_mean((x0_hat.clamp(-1, 1) - x0).abs(), weight)
+        return weighted_mean((out - target) ** 2, weight) + self.hparams.x0_l1_weight * x0_loss
 
     def regression_loss(self, b: dict) -> torch.Tensor:
-        return F.l1_loss(self.regress(b), b["person"])
+        return weighted_mean((self.regress(b) - b["person"]).abs(), self.pixel_weight(b["mask"]))
+
+    def pixel_weight(self, mask: torch.Tensor) -> torch.Tensor:
+        """Per-pixel loss weight ``(B, 1, H, W)``: ``mask_loss_weight`` inside the mask, 1 out."""
+        return 1 + (self.hparams.mask_loss_weight - 1) * mask
 
     def regress(self, b: dict) -> torch.Tensor:
         zeros = torch.zeros(b["person"].shape[0], dtype=torch.long, device=b["mask"].device)

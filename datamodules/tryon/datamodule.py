@@ -80,15 +80,20 @@ class TryOnDataModule(PredictFilterMixin, L.LightningDataModule):
         pairs: Pairs | None = None,
         side_view="front",
         on_error: OnError | None = None,
+        counterfactuals: bool = True,
     ) -> TryOnDataset:
         records = list_records(self.data, split, self.layout, pairs or self.pairs, self.categories)
         if not records:
             raise ValueError(f"{self.data}: split {split!r} has no items")
-        return TryOnDataset(records, self.size, side_view, on_error or self.on_error)
+        return TryOnDataset(
+            records, self.size, side_view, on_error or self.on_error, counterfactuals
+        )
 
     def setup(self, stage: str) -> None:
         if stage == "fit":
-            self.datasets["train"] = self.dataset(self.splits["fit"], "paired", "skeleton")
+            self.datasets["train"] = self.dataset(
+                self.splits["fit"], "paired", "skeleton", counterfactuals=False
+            )
             self.datasets["val"] = self.dataset(self.splits["validate"], "paired")
         elif stage == "validate":
             self.datasets["val"] = self.dataset(self.splits["validate"])

@@ -46,8 +46,14 @@ def select_back(view: int, skeleton: np.ndarray, side_view: SideView) -> bool:
     return False
 
 
-def load_record(r: TryOnRecord, size: tuple[int, int], side_view: SideView = "front") -> dict:
-    """All tensors of one item at ``size`` = (H, W)."""
+def load_record(
+    r: TryOnRecord,
+    size: tuple[int, int],
+    side_view: SideView = "front",
+    counterfactual: bool = True,
+) -> dict:
+    """All tensors of one item at ``size`` = (H, W); ``counterfactual=False`` leaves out the
+    back-to-front image only the view score reads (training batches)."""
     person_image = io.open_image(r.person)
     reference = person_image.size
     scale = np.array([size[1] / reference[0], size[0] / reference[1]], np.float32)
@@ -100,13 +106,8 @@ def load_record(r: TryOnRecord, size: tuple[int, int], side_view: SideView = "fr
         chosen = np.where(mask[..., None], chosen, agnostic)
     else:
         chosen = pre_back if use_back else pre_front
-    counterfactual = (
-        io.read_rgb(r.counterfactual, size, reference)
-        if r.counterfactual is not None
-        else np.zeros_like(person)
-    )
     t = to_tensor
-    return {
+    sample = {
         "item_id": r.item_id,
         "person": t(person),
         "agnostic": t(agnostic),
@@ -121,12 +122,18 @@ def load_record(r: TryOnRecord, size: tuple[int, int], side_view: SideView = "fr
         "skeleton": t(skeleton),
         "skeleton_front": t(sk_front),
         "skeleton_back": t(sk_back),
-        "counterfactual": t(counterfactual),
-        "has_counterfactual": r.counterfactual is not None,
         "view": r.view,
         "use_back": use_back,
         "paired": r.paired,
     }
+    if counterfactual:
+        sample["has_counterfactual"] = r.counterfactual is not None
+        sample["counterfactual"] = t(
+            io.read_rgb(r.counterfactual, size, reference)
+            if r.counterfactual is not None
+            else np.zeros_like(person)
+        )
+    return sample
 
 
 class TryOnDataset(Dataset):
@@ -136,6 +143,8 @@ class TryOnDataset(Dataset):
     side_view: hard-selection rule for side views (``skeleton`` in training, ``front`` at
         test time, as MV-VTON does).
     on_error: ``raise`` or ``skip`` (a :class:`SkippedItem` replaces the sample).
+    counterfactuals: read each item's counterfactual image (or a zeros placeholder) for the
+        back-view score; off for training, which never scores.
     """
 
     def __init__(
@@ -144,8 +153,10 @@ class TryOnDataset(Dataset):
         size=(128, 96),
         side_view: SideView = "front",
         on_error: OnError = "raise",
+        counterfactuals: bool = True,
     ):
         self.records = records
+        self.counterfactuals = counterfactuals
         self.size = tuple(size)
         self.side_view = side_view
         self.on_error = on_error
@@ -155,10 +166,12 @@ class TryOnDataset(Dataset):
 
     def __getitem__(self, i: int):
         r = self.records[i]
-        sample = load_item(
-            r.item_id, r.person, lambda: load_record(r, self.size, self.side_view), self.on_error
+        return load_item(
+            r.item_id,
+            r.person,
+            lambda: load_record(r, self.size, self.side_view, self.counterfactuals),
+            self.on_error,
         )
-        return sample
 
 
 def save_rgb(path, image: torch.Tensor) -> None:

@@ -138,3 +138,34 @@ def test_exported_weights_keep_the_parametrisation_and_schedule(tmp_path):
     torch.testing.assert_close(
         loaded.sample_scheduler.alphas_cumprod, module.sample_scheduler.alphas_cumprod
     )
+
+
+class OffOutsideMask(nn.Module):
+    """Predicts x₀ exactly inside the mask and x₀ + 0.5 outside it."""
+
+    def __init__(self, x0, mask):
+        super().__init__()
+        self.x0, self.mask = x0, mask
+
+    def garment_context(self, cond, front_only=False):
+        return None
+
+    def forward(self, x, t, agnostic, mask, prealigned, context):
+        return self.x0 + 0.5 * (1 - self.mask)
+
+
+@pytest.mark.parametrize("weight", [1.0, 4.0])
+def test_mask_loss_weight_weighs_the_generated_region(weight):
+    """MSE 0.25 and L1 0.5 outside the mask, 0 inside: the loss is their sum times the
+    share of the weight that falls outside, (1 − m) / ((1 − m) + w · m)."""
+    x0 = torch.rand(2, 3, 8, 6, generator=torch.Generator().manual_seed(3)) * 0.8 - 0.4
+    mask = torch.zeros(2, 1, 8, 6)
+    mask[:, :, 2:6, 1:5] = 1  # m = 16 / 48 of the pixels
+    module = TryOnModule(
+        net=TINY_NET, prediction_type="sample", x0_l1_weight=1.0, mask_loss_weight=weight
+    )
+    module.model = OffOutsideMask(x0, mask)
+    b = {"person": x0, "agnostic": x0, "mask": mask, "prealigned": torch.zeros_like(x0)}
+    loss = module.diffusion_loss(b, torch.Generator().manual_seed(0))
+    m = 16 / 48
+    torch.testing.assert_close(loss, torch.tensor(0.75 * (1 - m) / ((1 - m) + weight * m)))

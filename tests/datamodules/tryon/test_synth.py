@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image
 
-from tessera.datamodules.tryon import TryOnDataset, list_records
+from tessera.datamodules.tryon import TryOnDataModule, TryOnDataset, list_records
 from tessera.datamodules.tryon.synth import generate, main
 
 
@@ -22,6 +22,18 @@ def test_mvg_world_is_deterministic_and_views_differ(tmp_path):
     assert np.abs(front - back).mean() > 1.0  # the two sides carry different designs
     sample = TryOnDataset(records, (128, 96))[2]
     assert sample["use_back"] and 0.05 < float(sample["mask"].mean()) < 0.6
+
+
+def test_only_scored_splits_read_the_counterfactual(tmp_path):
+    """The back-to-front image feeds the back-view score; training batches leave it out."""
+    world = generate(tmp_path / "w", seed=4, train=1, val=1, test=0, size=(32, 24))
+    dm = TryOnDataModule(str(world), size=(32, 24), val_split="val")
+    dm.setup("fit")
+    assert "counterfactual" not in dm.datasets["train"][2]
+    scored = dm.datasets["val"][2]
+    assert scored["has_counterfactual"] and scored["counterfactual"].shape == (3, 32, 24)
+    expected = np.asarray(Image.open(dm.datasets["val"].records[2].counterfactual), np.float32)
+    assert abs(float(scored["counterfactual"].mean()) - expected.mean() / 255) < 1e-3
 
 
 def test_vitonhd_world_through_the_cli(tmp_path, capsys):
