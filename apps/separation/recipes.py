@@ -8,7 +8,8 @@ exports the weights to ``checkpoints/separation-mossformer-tiny.safetensors``, a
 them with ``evaluate`` on worlds nobody trained on: the test splits (unheard voices) of
 :data:`EVAL_SEEDS`, whose spread is reported, and the held-out English festival/flite
 speakers (``voices="english"``), the local proxy of natural recorded voices. 23 CPU minutes
-measured on one thread; about 43 on 2026-12-03, when a step cost 0.64 s instead of 0.34.
+measured on one thread; about 43 on 2026-12-03, when a step cost 0.64 s instead of 0.34, and
+30 on 2026-12-04 (0.45 s/step).
 """
 
 from __future__ import annotations
