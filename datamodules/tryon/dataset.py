@@ -50,9 +50,9 @@ def load_record(
     r: TryOnRecord,
     size: tuple[int, int],
     side_view: SideView = "front",
-    counterfactual: bool = True,
+    counterfactuals: bool = True,
 ) -> dict:
-    """All tensors of one item at ``size`` = (H, W); ``counterfactual=False`` leaves out the
+    """All tensors of one item at ``size`` = (H, W); ``counterfactuals=False`` leaves out the
     back-to-front image only the view score reads (training batches)."""
     person_image = io.open_image(r.person)
     reference = person_image.size
@@ -126,7 +126,7 @@ def load_record(
         "use_back": use_back,
         "paired": r.paired,
     }
-    if counterfactual:
+    if counterfactuals:
         sample["has_counterfactual"] = r.counterfactual is not None
         sample["counterfactual"] = t(
             io.read_rgb(r.counterfactual, size, reference)
